@@ -1,0 +1,264 @@
+-- The client's API methods (policy: arguments, pagination); the C core builds requests and
+-- decodes answers, retry.lua decides on retries. Methods are added to the __index table of
+-- the C userdata thinkific.Client, so a client is one object with one close().
+local core = require("thinkific.core")
+local retry = require("thinkific.retry")
+local VERSION = require("thinkific.version")
+
+local methods = core.client_methods
+local client_state = core.client_state
+local new_client = core.new_client
+local make_error = core.error
+local run = retry.run
+local type, pairs, getmetatable, error, tostring = type, pairs, getmetatable, error, tostring
+local math_type = math.type or function(n) -- LuaJIT: integral floats stand for integers
+  return (type(n) == "number" and n == math.floor(n)) and "integer" or "float"
+end
+
+local _M = {}
+
+local DEFAULT_BASE_URL = "https://api.thinkific.com/api/v2"
+
+local OPTION_TYPES = {
+  api_key = "string", access_token = "string", subdomain = "string", base_url = "string",
+  timeout = "number", connect_timeout = "number", retries = "number",
+  max_retry_wait = "number", verify_tls = "boolean", ca_file = "string",
+  user_agent = "string", transport = "function", sleep = "function",
+  allow_blocking = "boolean", max_response_size = "number",
+}
+
+-- Raises at the user's call: the first stack level outside this file.
+local SOURCE = debug.getinfo(1, "S").source
+local function argerror(n, fname, msg)
+  local level = 2
+  while true do
+    local info = debug.getinfo(level, "S")
+    if not info or info.source ~= SOURCE then break end
+    level = level + 1
+  end
+  local where = n == 0 and ("calling '%s' on bad self"):format(fname)
+    or ("bad argument #%d to '%s'"):format(n, fname)
+  error(("%s (%s)"):format(where, msg), level)
+end
+
+local function callable(v)
+  if type(v) == "function" then return true end
+  local mt = getmetatable(v)
+  return type(mt) == "table" and mt.__call ~= nil
+end
+
+local function check_options(opts)
+  if type(opts) ~= "table" then argerror(1, "new", "table expected, got " .. type(opts)) end
+  for k, v in pairs(opts) do
+    local want = OPTION_TYPES[k]
+    if not want then argerror(1, "new", "unknown option '" .. tostring(k) .. "'") end
+    local ok = type(v) == want or (want == "function" and callable(v))
+    if not ok then
+      argerror(1, "new", ("option '%s' must be a %s, got %s"):format(k, want, type(v)))
+    end
+  end
+  if opts.retries and (math_type(opts.retries) ~= "integer" or opts.retries < 0) then
+    argerror(1, "new", "option 'retries' must be a whole number >= 0")
+  end
+  if opts.max_retry_wait and opts.max_retry_wait < 0 then
+    argerror(1, "new", "option 'max_retry_wait' must be >= 0")
+  end
+end
+
+--- thinkific.new(opts) -> client
+function _M.new(opts)
+  check_options(opts)
+  -- Inside nginx, libcurl would block the worker: refuse unless asked for on purpose.
+  if rawget(_G, "ngx") and not opts.transport and not opts.allow_blocking then
+    error("bad argument #1 to 'new' (inside nginx a client needs a non-blocking transport: pass "
+      .. "transport = require('thinkific.ngx').transport{ location = '/_thinkific' } "
+      .. "(or allow_blocking = true on purpose, e.g. in init_by_lua))", 2)
+  end
+  local client = new_client{
+    api_key = opts.api_key, access_token = opts.access_token, subdomain = opts.subdomain,
+    base_url = opts.base_url or DEFAULT_BASE_URL,
+    user_agent = opts.user_agent or ("lua-thinkific/" .. VERSION),
+    ca_file = opts.ca_file, verify_tls = opts.verify_tls,
+    timeout = opts.timeout, connect_timeout = opts.connect_timeout,
+    max_response_size = opts.max_response_size,
+  }
+  local state = client_state(client)
+  state.transport = opts.transport
+  state.sleep = opts.sleep
+  state.retries = opts.retries or 3
+  state.max_retry_wait = opts.max_retry_wait or 60
+  return client
+end
+
+local function check_self(self, fname)
+  local mt = getmetatable(self)
+  if type(mt) ~= "table" or mt.__index ~= methods then
+    argerror(0, fname, ("thinkific.Client expected, got %s: call it with ':'"):format(type(self)))
+  end
+end
+
+local function check_id(id, n, fname)
+  local t = type(id)
+  if t == "string" then
+    if id == "" then argerror(n, fname, "id must not be empty") end
+  elseif t ~= "number" or math_type(id) ~= "integer" then
+    argerror(n, fname, "id must be a string or an integer, got " .. t)
+  end
+end
+
+-- One API call through the retry policy. A 2xx answer must be a JSON object (a list page,
+-- a webhook, an event) unless it is the empty answer of a DELETE.
+local function call(self, method, path, id, query, body)
+  local req, full_path = self:_request(method, path, id, query, body)
+  local value, err = run(self, client_state(self), req, method, full_path)
+  if value == nil or method == "DELETE" or type(value) == "table" then return value, err end
+  return nil, make_error{ kind = "decode", message = "expected a JSON object in the response",
+    method = method, path = full_path, sent = true }
+end
+
+local function check_fields(fields, n, fname)
+  if type(fields) ~= "table" then argerror(n, fname, "table expected, got " .. type(fields)) end
+  for k in pairs(fields) do
+    if k ~= "topic" and k ~= "target_url" then
+      argerror(n, fname, "unknown field '" .. tostring(k) .. "'")
+    end
+  end
+  for _, k in ipairs{ "topic", "target_url" } do
+    local v = fields[k]
+    if type(v) ~= "string" or v == "" then
+      argerror(n, fname, ("field '%s' is required (a non-empty string)"):format(k))
+    end
+  end
+  return { topic = fields.topic, target_url = fields.target_url }
+end
+
+local function check_limit(limit, fname)
+  if limit ~= nil and (math_type(limit) ~= "integer" or limit < 1 or limit > 250) then
+    argerror(1, fname, "limit must be a whole number from 1 to 250")
+  end
+end
+
+local function list_query(opts, fname)
+  if opts == nil then return nil end
+  if type(opts) ~= "table" then argerror(1, fname, "table expected, got " .. type(opts)) end
+  for k in pairs(opts) do
+    if k ~= "limit" and k ~= "next" and k ~= "page" then
+      argerror(1, fname, "unknown option '" .. tostring(k) .. "'")
+    end
+  end
+  check_limit(opts.limit, fname)
+  if opts.next ~= nil and type(opts.next) ~= "string" then
+    argerror(1, fname, "next must be a string cursor")
+  end
+  if opts.page ~= nil and (math_type(opts.page) ~= "integer" or opts.page < 1) then
+    argerror(1, fname, "page must be a whole number >= 1")
+  end
+  if opts.next ~= nil and opts.page ~= nil then
+    argerror(1, fname, "give next or page, not both")
+  end
+  return { limit = opts.limit, next = opts.next, page = opts.page }
+end
+
+-- The next page from either pagination shape, nil at the end.
+local function next_of(meta)
+  if type(meta) ~= "table" then return nil end
+  local page, pagination = meta.page, meta.pagination
+  if type(page) == "table" then
+    local cursor = page.next_page
+    if type(cursor) == "string" and cursor ~= "" and page.has_next ~= false then return cursor end
+    if type(cursor) == "number" and page.has_next ~= false then return cursor end
+  elseif type(pagination) == "table" then
+    local n = pagination.next_page
+    if type(n) == "number" then return n end
+    if type(n) == "string" and n:match("^%d+$") then return tonumber(n) end
+  end
+  return nil
+end
+
+function methods:list_webhooks(opts)
+  check_self(self, "list_webhooks")
+  local query = list_query(opts, "list_webhooks")
+  local body, err = call(self, "GET", "/webhooks", nil, query)
+  if not body then return nil, err end
+  if type(body.items) ~= "table" then
+    return nil, make_error{ kind = "decode", message = "expected 'items' in the list response",
+      method = "GET", path = "/webhooks", sent = true }
+  end
+  return { items = body.items, meta = body.meta, next = next_of(body.meta) }
+end
+
+function methods:webhooks(opts)
+  check_self(self, "webhooks")
+  if opts ~= nil and type(opts) ~= "table" then
+    argerror(1, "webhooks", "table expected, got " .. type(opts))
+  end
+  for k in pairs(opts or {}) do
+    if k ~= "limit" then argerror(1, "webhooks", "unknown option '" .. tostring(k) .. "'") end
+  end
+  local limit = opts and opts.limit
+  check_limit(limit, "webhooks")
+  local items, i, cursor = nil, 0, nil
+  local done, seen = false, {}
+  return function()
+    while true do
+      if items and i < #items then
+        i = i + 1
+        return items[i]
+      end
+      if done then return nil end
+      local query = { limit = limit }
+      if type(cursor) == "string" then query.next = cursor else query.page = cursor end
+      local page, err = self:list_webhooks(query)
+      if not page then
+        done = true
+        return false, err
+      end
+      items, i = page.items, 0
+      cursor = page.next
+      if cursor == nil then
+        done = true
+      elseif seen[cursor] then -- a server that repeats a cursor would loop forever
+        done, items = true, nil
+        return false, make_error{ kind = "decode", method = "GET", path = "/webhooks",
+          message = "the server repeated the page cursor " .. tostring(cursor), sent = true }
+      else
+        seen[cursor] = true
+      end
+    end
+  end
+end
+
+function methods:create_webhook(fields)
+  check_self(self, "create_webhook")
+  local body = check_fields(fields, 1, "create_webhook")
+  return call(self, "POST", "/webhooks", nil, nil, body)
+end
+
+function methods:get_webhook(id)
+  check_self(self, "get_webhook")
+  check_id(id, 1, "get_webhook")
+  return call(self, "GET", "/webhooks", id)
+end
+
+function methods:update_webhook(id, fields)
+  check_self(self, "update_webhook")
+  check_id(id, 1, "update_webhook")
+  local body = check_fields(fields, 2, "update_webhook")
+  return call(self, "PUT", "/webhooks", id, nil, body)
+end
+
+function methods:delete_webhook(id)
+  check_self(self, "delete_webhook")
+  check_id(id, 1, "delete_webhook")
+  local ok, err = call(self, "DELETE", "/webhooks", id)
+  if ok == nil then return nil, err end
+  return true
+end
+
+function methods:get_event(id)
+  check_self(self, "get_event")
+  check_id(id, 1, "get_event")
+  return call(self, "GET", "/events", id)
+end
+
+return _M

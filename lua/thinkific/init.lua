@@ -1,0 +1,15 @@
+-- lua-thinkific: the public facade, require("thinkific").
+local core = require("thinkific.core")
+local client = require("thinkific.client")
+
+local _M = {
+  _VERSION = require("thinkific.version"),
+  null = core.null,
+  decode = core.decode,
+  encode = core.encode,
+  array = core.array,
+  is_error = core.is_error,
+  new = client.new,
+}
+
+return _M

@@ -1,0 +1,266 @@
+-- HTTP/1.1 messages over a stream: the server side (read a request, write a response) and
+-- the client side (write a request, read a response) used by the spawn object's control calls
+-- and, later, by deliveries. Everything is bounded: line, header and body sizes, and time.
+local socket = require("socket")
+
+local lower, find, match, format, concat = string.lower, string.find, string.match,
+  string.format, table.concat
+local gettime = socket.gettime
+
+local M = {}
+
+M.LIMITS = {
+  line = 8192,              -- request line, status line, chunk size line
+  header_bytes = 65536,     -- all header lines together
+  headers = 100,            -- header fields
+  body = 16 * 1024 * 1024,  -- request body (413 past it)
+  request_time = 30,        -- seconds to receive a request once its first byte arrived
+}
+
+M.REASONS = {
+  [100] = "Continue", [200] = "OK", [201] = "Created", [202] = "Accepted", [204] = "No Content",
+  [301] = "Moved Permanently", [302] = "Found", [304] = "Not Modified",
+  [400] = "Bad Request", [401] = "Unauthorized", [403] = "Forbidden", [404] = "Not Found",
+  [405] = "Method Not Allowed", [408] = "Request Timeout", [409] = "Conflict",
+  [413] = "Content Too Large", [414] = "URI Too Long", [417] = "Expectation Failed",
+  [422] = "Unprocessable Entity", [429] = "Too Many Requests",
+  [431] = "Request Header Fields Too Large", [500] = "Internal Server Error",
+  [501] = "Not Implemented", [502] = "Bad Gateway", [503] = "Service Unavailable",
+  [504] = "Gateway Timeout", [505] = "HTTP Version Not Supported",
+}
+
+-- Does a comma-separated header value hold this token (case-insensitive)?
+local function has_token(value, token)
+  if not value then return false end
+  for item in value:gmatch("[^,]+") do
+    if lower(match(item, "^%s*(.-)%s*$")) == token then return true end
+  end
+  return false
+end
+M.has_token = has_token
+
+-- Maps a stream error to what the reader reports: a status to answer, or a reason to close.
+local function failure(err, status_if_long, message_if_long)
+  if err == "too long" then return nil, status_if_long, message_if_long end
+  if err == "timeout" then return nil, "timeout" end
+  return nil, "closed"
+end
+
+-- Reads header lines up to the empty line. Returns a table of lower-case name -> value
+-- (repeated fields joined with ", "), or nil, status | "closed" | "timeout", message.
+local function read_headers(stream, limits, deadline)
+  local headers, count, bytes = {}, 0, 0
+  while true do
+    local line, err = stream:read_line(limits.line, deadline)
+    if not line then return failure(err, 431, "Request header fields too large") end
+    if line == "" then return headers end
+    count, bytes = count + 1, bytes + #line
+    if count > limits.headers or bytes > limits.header_bytes then
+      return nil, 431, "Request header fields too large"
+    end
+    local name, value = match(line, "^([%w!#$%%&'*+%-.^_`|~]+):[ \t]*(.-)[ \t]*$")
+    if not name or find(value, "[%z\1-\8\10-\31\127]") then
+      return nil, 400, "Malformed header field"
+    end
+    name = lower(name)
+    local old = headers[name]
+    if old == nil then
+      headers[name] = value
+    elseif name == "content-length" then
+      if old ~= value then return nil, 400, "Conflicting Content-Length" end
+    else
+      headers[name] = old .. ", " .. value
+    end
+  end
+end
+M.read_headers = read_headers
+
+-- Reads a chunked body, at most max_body bytes. Returns body, or nil, status | reason, message.
+local function read_chunked(stream, limits, max_body, deadline)
+  local parts, total = {}, 0
+  while true do
+    local line, err = stream:read_line(limits.line, deadline)
+    if not line then return failure(err, 400, "Malformed chunk") end
+    local hex = match(line, "^(%x+)[ \t]*;?.*$")
+    if not hex then return nil, 400, "Malformed chunk size" end
+    if #hex > 8 then return nil, 413, "Request body too large" end
+    local size = tonumber(hex, 16)
+    if size == 0 then break end
+    total = total + size
+    if total > max_body then return nil, 413, "Request body too large" end
+    local data
+    data, err = stream:read_exact(size, deadline)
+    if not data then return failure(err) end
+    parts[#parts + 1] = data
+    line, err = stream:read_line(limits.line, deadline)
+    if not line then return failure(err, 400, "Malformed chunk") end
+    if line ~= "" then return nil, 400, "Malformed chunk" end
+  end
+  -- Trailer fields are read and dropped.
+  local trailers, status, message = read_headers(stream, limits, deadline)
+  if not trailers then return nil, status, message end
+  return concat(parts)
+end
+
+-- Reads the body the headers announce (none, Content-Length or chunked).
+-- on_body_expected() is called just before reading one (for 100-continue).
+local function read_body(stream, headers, limits, max_body, deadline, on_body_expected)
+  local te, cl = headers["transfer-encoding"], headers["content-length"]
+  if te then
+    -- Both framing headers at once is how requests get smuggled: refuse.
+    if cl then return nil, 400, "Both Transfer-Encoding and Content-Length" end
+    if lower(te) ~= "chunked" then return nil, 501, "Unsupported Transfer-Encoding" end
+    if on_body_expected then on_body_expected() end
+    return read_chunked(stream, limits, max_body, deadline)
+  elseif cl then
+    if not find(cl, "^%d+$") or #cl > 15 then return nil, 400, "Malformed Content-Length" end
+    local n = tonumber(cl)
+    if n > max_body then return nil, 413, "Request body too large" end
+    if n == 0 then return "" end
+    if on_body_expected then on_body_expected() end
+    local body, err = stream:read_exact(n, deadline)
+    if not body then return failure(err) end
+    return body
+  end
+  return ""
+end
+M.read_body = read_body
+
+-- Splits a request target into raw path and raw query (no decoding here).
+local function split_target(target)
+  local path, query = match(target, "^([^?#]*)%??([^#]*)")
+  return path, query
+end
+
+-- Reads one request. The first byte must come before idle_deadline; the rest within
+-- limits.request_time. Returns a request table
+--   { method, target, path, query, minor, headers, body, keep_alive }
+-- or nil, status (a number: answer it, then close), message; or nil, "closed" | "timeout"
+-- (close without answering).
+function M.read_request(stream, limits, idle_deadline)
+  limits = limits or M.LIMITS
+  local line, err
+  -- A stray empty line before a request is allowed (RFC 9112, 2.2).
+  for _ = 1, 4 do
+    line, err = stream:read_line(limits.line, idle_deadline)
+    if line ~= "" then break end
+  end
+  if not line then return failure(err, 414, "Request line too long") end
+  if line == "" then return nil, 400, "Malformed request line" end
+  local deadline = gettime() + limits.request_time
+  local method, target, major, minor = match(line, "^(%u+) (%S+) HTTP/(%d)%.(%d)$")
+  if not method then return nil, 400, "Malformed request line" end
+  if major ~= "1" then return nil, 505, "HTTP version not supported" end
+  if target:sub(1, 1) ~= "/" then return nil, 400, "Malformed request target" end
+  local headers, status, message = read_headers(stream, limits, deadline)
+  if not headers then return nil, status, message end
+  minor = tonumber(minor)
+  local expect = headers.expect
+  if expect and lower(expect) ~= "100-continue" then
+    return nil, 417, "Unsupported Expect"
+  end
+  local continue_ok = true
+  local function on_body_expected()
+    if expect and minor >= 1 then
+      continue_ok = stream:write("HTTP/1.1 100 Continue\r\n\r\n", deadline)
+    end
+  end
+  local body
+  body, status, message = read_body(stream, headers, limits, limits.body, deadline, on_body_expected)
+  if not body then return nil, status, message end
+  if not continue_ok then return nil, "closed" end
+  local conn = headers.connection
+  local keep_alive
+  if minor >= 1 then
+    keep_alive = not has_token(conn, "close")
+  else
+    keep_alive = has_token(conn, "keep-alive") and not has_token(conn, "close")
+  end
+  local path, query = split_target(target)
+  return {
+    method = method, target = target, path = path, query = query, minor = minor,
+    headers = headers, body = body, keep_alive = keep_alive,
+  }
+end
+
+-- Framing headers are ours to write: a fault's headers can never break the framing.
+local FRAMING = { ["content-length"] = true, ["transfer-encoding"] = true, connection = true }
+
+local function date()
+  return os.date("!%a, %d %b %Y %H:%M:%S GMT")
+end
+
+-- Writes a response. res = { status, headers = { Name = value }, body = string|nil }.
+-- keep_alive: whether the connection stays open; minor: the request's HTTP minor version.
+-- Returns true, or nil, err.
+function M.write_response(stream, res, keep_alive, deadline, minor)
+  local status = res.status
+  local lines = { format("HTTP/1.1 %d %s", status, M.REASONS[status] or "Status"),
+    "Date: " .. date(), "Server: thinkific-sandbox" }
+  local names = {}
+  for name in pairs(res.headers or {}) do
+    if not FRAMING[lower(name)] then names[#names + 1] = name end
+  end
+  table.sort(names)
+  for _, name in ipairs(names) do lines[#lines + 1] = name .. ": " .. tostring(res.headers[name]) end
+  local body = res.body or ""
+  if status == 204 or status == 304 or status < 200 then
+    body = ""
+  else
+    lines[#lines + 1] = "Content-Length: " .. #body
+  end
+  if not keep_alive then
+    lines[#lines + 1] = "Connection: close"
+  elseif minor == 0 then
+    lines[#lines + 1] = "Connection: keep-alive"
+  end
+  lines[#lines + 1] = ""
+  lines[#lines + 1] = body
+  return stream:write(concat(lines, "\r\n"), deadline)
+end
+
+-- Client side ---------------------------------------------------------------------------
+
+-- Writes a request. headers: { Name = value }; a body gets its Content-Length.
+function M.write_request(stream, method, target, headers, body, deadline)
+  local lines = { format("%s %s HTTP/1.1", method, target) }
+  for name, value in pairs(headers or {}) do lines[#lines + 1] = name .. ": " .. value end
+  if body then lines[#lines + 1] = "Content-Length: " .. #body end
+  lines[#lines + 1] = ""
+  lines[#lines + 1] = body or ""
+  return stream:write(concat(lines, "\r\n"), deadline)
+end
+
+-- Reads a response of at most max_body bytes. Returns { status, headers, body, keep_alive }
+-- or nil, message.
+function M.read_response(stream, method, max_body, deadline, limits)
+  limits = limits or M.LIMITS
+  while true do
+    local line, err = stream:read_line(limits.line, deadline)
+    if not line then return nil, err end
+    local minor, status = match(line, "^HTTP/1%.(%d) (%d%d%d)")
+    if not status then return nil, "malformed status line" end
+    status = tonumber(status)
+    local headers, herr = read_headers(stream, limits, deadline)
+    if not headers then return nil, herr == 431 and "response headers too large" or herr end
+    if status >= 200 then
+      local body
+      local keep_alive = minor == "1" and not has_token(headers.connection, "close")
+      if method == "HEAD" or status == 204 or status == 304 then
+        body = ""
+      elseif headers["transfer-encoding"] or headers["content-length"] then
+        local berr
+        body, berr = read_body(stream, headers, limits, max_body, deadline)
+        if not body then return nil, berr == 413 and "response too large" or berr end
+      else
+        keep_alive = false
+        local berr
+        body, berr = stream:read_all(max_body, deadline)
+        if not body then return nil, berr == "too long" and "response too large" or berr end
+      end
+      return { status = status, headers = headers, body = body, keep_alive = keep_alive }
+    end
+  end
+end
+
+return M

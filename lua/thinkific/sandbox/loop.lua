@@ -1,0 +1,115 @@
+-- A small coroutine scheduler over socket.select. Each connection (and, later, each
+-- outgoing delivery) is a coroutine that waits for one socket at a time, and every wait
+-- has a deadline, so a silent peer can never hang the server.
+local socket = require("socket")
+
+local gettime, select, sleep = socket.gettime, socket.select, socket.sleep
+local create, resume, yield, running = coroutine.create, coroutine.resume, coroutine.yield,
+  coroutine.running
+local min, max = math.min, math.max
+local traceback = debug.traceback
+
+local M = {}
+
+local Loop = {}
+Loop.__index = Loop
+
+-- opts.on_error(message): called with the traceback of a coroutine that failed.
+function M.new(opts)
+  opts = opts or {}
+  return setmetatable({ waits = {}, stopped = false, on_error = opts.on_error }, Loop)
+end
+
+function Loop:_report(err)
+  if self.on_error then self.on_error(err) end
+end
+
+-- Runs fn(...) in a new coroutine now, up to its first wait. Its errors are reported and
+-- end that coroutine only.
+function Loop:spawn(fn, ...)
+  local co = create(function(...)
+    local ok, err = xpcall(fn, traceback, ...)
+    if not ok then self:_report(err) end
+  end)
+  local ok, err = resume(co, ...)
+  if not ok then self:_report(err) end
+  return co
+end
+
+-- From inside a spawned coroutine: waits until sock is readable (dir "r") or writable ("w"),
+-- or until deadline (absolute socket.gettime() seconds; nil waits without end).
+-- Returns true, or nil, "timeout". Any object with getfd() and dirty() can be waited on.
+function Loop:wait(sock, dir, deadline)
+  local co = running()
+  self.waits[co] = { sock = sock, dir = dir, deadline = deadline }
+  return yield()
+end
+
+-- From inside a spawned coroutine: returns after the given number of seconds.
+function Loop:sleep(seconds)
+  local co = running()
+  self.waits[co] = { deadline = gettime() + max(0, seconds) }
+  return yield()
+end
+
+-- One round: waits at most max_wait seconds (default 1) for sockets or deadlines, then
+-- resumes every coroutine whose wait is over.
+function Loop:step(max_wait)
+  local timeout = max_wait or 1
+  local now = gettime()
+  local r, w, buffered = {}, {}, {}
+  for co, wt in pairs(self.waits) do
+    if wt.deadline then timeout = min(timeout, max(0, wt.deadline - now)) end
+    local sock = wt.sock
+    if sock then
+      if wt.dir == "w" then
+        w[#w + 1] = sock
+      elseif sock.dirty and sock:dirty() then
+        -- TLS may hold decrypted bytes that select cannot see.
+        buffered[co] = true
+        timeout = 0
+      else
+        r[#r + 1] = sock
+      end
+    end
+  end
+  local rr, ww = {}, {}
+  if #r > 0 or #w > 0 then
+    rr, ww = select(r, w, timeout)
+  elseif timeout > 0 then
+    sleep(timeout)
+  end
+  now = gettime()
+  local due = {}
+  for co, wt in pairs(self.waits) do
+    local sock = wt.sock
+    if sock and (buffered[co] or (wt.dir == "w" and ww[sock]) or (wt.dir ~= "w" and rr[sock])) then
+      due[#due + 1] = { co, true }
+    elseif wt.deadline and now >= wt.deadline then
+      if sock then due[#due + 1] = { co, nil, "timeout" } else due[#due + 1] = { co, true } end
+    end
+  end
+  for _, d in ipairs(due) do
+    self.waits[d[1]] = nil
+    local ok, err = resume(d[1], d[2], d[3])
+    if not ok then self:_report(err) end
+  end
+end
+
+-- Runs rounds until stop() is called.
+function Loop:run()
+  while not self.stopped do self:step(1) end
+end
+
+function Loop:stop()
+  self.stopped = true
+end
+
+-- Coroutines still waiting (used to close what is left when the server stops).
+function Loop:pending()
+  local n = 0
+  for _ in pairs(self.waits) do n = n + 1 end
+  return n
+end
+
+return M

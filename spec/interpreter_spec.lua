@@ -1,0 +1,11 @@
+describe("the spec run", function()
+  it("runs under Lua 5.4 (not busted's default interpreter)", function()
+    assert.are.equal("Lua 5.4", _VERSION)
+    assert.are.equal("integer", math.type(1))
+  end)
+
+  it("loads thinkific.core from this tree's build", function()
+    local path = package.searchpath("thinkific.core", package.cpath)
+    assert.truthy(path and path:find("build/5.4/thinkific/core.so", 1, true), path)
+  end)
+end)

@@ -1,0 +1,108 @@
+/* JSON to Lua through lua-cjson, then the number rule of API.md applied here in C:
+ * every float with an integral value within +-2^53 becomes a Lua integer. lua-cjson 2.1.0
+ * decodes every number as a float under Lua 5.3+, so "5000", "5000.0" and "5e3" all
+ * arrive as 5000.0 and all leave as the integer 5000. */
+#include <math.h>
+#include "core.h"
+
+#define TK_MAX_EXACT 9007199254740992.0 /* 2^53 */
+
+/* Where the registry keeps our private cjson instance's decode function. */
+#define DECODE_KEY "thinkific.cjson_decode"
+
+#if TK_HAS_INTEGERS
+static int integral(lua_Number n) {
+  return n >= -TK_MAX_EXACT && n <= TK_MAX_EXACT && n == floor(n);
+}
+
+/* Rewrites integral floats of the table at idx (absolute) and of every nested table.
+ * cjson has already refused nesting deeper than TK_MAX_DEPTH, so recursion is bounded. */
+static void integerize(lua_State *L, int idx) {
+  luaL_checkstack(L, 4, "JSON nesting");
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    int t = lua_type(L, -1);
+    if (t == LUA_TNUMBER) {
+      if (!lua_isinteger(L, -1)) {
+        lua_Number n = lua_tonumber(L, -1);
+        if (integral(n)) {
+          /* Assigning to an existing field during lua_next is allowed. */
+          lua_pushvalue(L, -2);
+          lua_pushinteger(L, (lua_Integer)n);
+          lua_rawset(L, idx);
+        }
+      }
+    } else if (t == LUA_TTABLE) {
+      integerize(L, lua_gettop(L));
+    }
+    lua_pop(L, 1);
+  }
+}
+#endif
+
+int tk_json_decode(lua_State *L, const char *text, size_t len) {
+  lua_getfield(L, LUA_REGISTRYINDEX, DECODE_KEY);
+  lua_pushlstring(L, text, len);
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+    if (!lua_isstring(L, -1)) {
+      lua_pop(L, 1);
+      lua_pushliteral(L, "invalid JSON");
+    }
+    return 0;
+  }
+#if TK_HAS_INTEGERS
+  if (lua_type(L, -1) == LUA_TTABLE) {
+    integerize(L, lua_gettop(L));
+  } else if (lua_type(L, -1) == LUA_TNUMBER && !lua_isinteger(L, -1)) {
+    lua_Number n = lua_tonumber(L, -1);
+    if (integral(n)) {
+      lua_pop(L, 1);
+      lua_pushinteger(L, (lua_Integer)n);
+    }
+  }
+#endif
+  return 1;
+}
+
+/* core.decode(text) -> value | nil, err (kind "decode") */
+static int l_decode(lua_State *L) {
+  size_t len;
+  const char *text = luaL_checklstring(L, 1, &len);
+  if (tk_json_decode(L, text, len)) return 1;
+  {
+    const char *why = lua_tostring(L, -1);
+    luaL_pushfail(L);
+    tk_push_error(L, "decode", why);
+  }
+  return 2;
+}
+
+/* Calls cjson_instance[name](arg) for configuration. */
+static void configure(lua_State *L, int inst, const char *name, int arg) {
+  lua_getfield(L, inst, name);
+  if (arg < 0)
+    lua_pushboolean(L, 0);
+  else
+    lua_pushinteger(L, arg);
+  lua_call(L, 1, 0);
+}
+
+void tk_json_decode_open(lua_State *L) {
+  int inst;
+  /* A private cjson instance, so other users' cjson settings never change ours. */
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "cjson");
+  lua_call(L, 1, 1);
+  lua_getfield(L, -1, "null");
+  lua_setfield(L, -3, "null");
+  lua_getfield(L, -1, "new");
+  lua_call(L, 0, 1);
+  inst = lua_gettop(L);
+  configure(L, inst, "decode_invalid_numbers", -1); /* no NaN, Infinity, hex */
+  configure(L, inst, "decode_max_depth", TK_MAX_DEPTH);
+  lua_getfield(L, inst, "decode");
+  lua_setfield(L, LUA_REGISTRYINDEX, DECODE_KEY);
+  lua_pop(L, 2);
+  lua_pushcfunction(L, l_decode);
+  lua_setfield(L, -2, "decode");
+}
