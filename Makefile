@@ -22,7 +22,7 @@ CORE := $(BUILD)/thinkific/core.so
 RUN_ENV = LUA_PATH_5_4="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;" \
           LUA_CPATH_5_4="$(CURDIR)/$(BUILD)/?.so;;"
 
-.PHONY: all test check lint demo bench clean install
+.PHONY: all test check lint demo bench clean install install-tree
 all: $(CORE)
 
 $(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h)
@@ -55,6 +55,12 @@ bench: $(CORE)
 
 install: $(CORE)
 	luarocks --lua-version=$(LUA_VERSION) make --deps-mode=none thinkific-scm-1.rockspec
+
+# Used by the rockspec: luarocks passes the rock's own lib and lua directories.
+install-tree: $(CORE)
+	mkdir -p $(INST_LIBDIR)/thinkific $(INST_LUADIR)
+	cp $(CORE) $(INST_LIBDIR)/thinkific/core.so
+	cp -R lua/thinkific $(INST_LUADIR)/
 
 clean:
 	rm -rf build

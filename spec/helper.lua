@@ -19,8 +19,8 @@ end
 
 -- The memory pass (make check) sets THINKIFIC_FORCE_GC: collect after every test so that
 -- valgrind sees objects freed while the specs run, not only at exit.
-if os.getenv("THINKIFIC_FORCE_GC") and not busted.thinkific_gc_hook then
-  busted.thinkific_gc_hook = true -- spec files re-load this helper: subscribe once
+-- (.busted loads this file once as busted's helper; specs then find it in package.loaded.)
+if os.getenv("THINKIFIC_FORCE_GC") then
   busted.subscribe({ "test", "end" }, function()
     collectgarbage()
     collectgarbage()

@@ -82,9 +82,9 @@ static double get_number(lua_State *L, const char *name, double dflt) {
   double v = dflt;
   lua_getfield(L, 1, name);
   if (!lua_isnil(L, -1)) {
-    char msg[96];
     v = lua_tonumber(L, -1);
     if (lua_type(L, -1) != LUA_TNUMBER || !(v > 0)) {
+      char msg[96];
       snprintf(msg, sizeof msg, "'%s' must be a positive number", name);
       new_error(L, msg);
     }

@@ -1,5 +1,6 @@
 /* JSON to Lua through lua-cjson, then the number rule of API.md applied here in C:
- * every float with an integral value within +-2^53 becomes a Lua integer. lua-cjson 2.1.0
+ * every float with an integral value strictly within +-2^53 becomes a Lua integer (2^53 is
+ * where floats stop being exact: 9007199254740993 arrives as 2^53 and must stay a float). lua-cjson 2.1.0
  * decodes every number as a float under Lua 5.3+, so "5000", "5000.0" and "5e3" all
  * arrive as 5000.0 and all leave as the integer 5000. */
 #include <math.h>
@@ -12,7 +13,7 @@
 
 #if TK_HAS_INTEGERS
 static int integral(lua_Number n) {
-  return n >= -TK_MAX_EXACT && n <= TK_MAX_EXACT && n == floor(n);
+  return n > -TK_MAX_EXACT && n < TK_MAX_EXACT && n == floor(n);
 }
 
 /* Rewrites integral floats of the table at idx (absolute) and of every nested table.

@@ -91,7 +91,7 @@ static void encode_number(Out *o, int idx) {
       o->err = "cannot encode NaN or infinity as JSON";
       return;
     }
-    if (d == floor(d) && fabs(d) <= 9007199254740992.0) {
+    if (d == floor(d) && fabs(d) < 9007199254740992.0) {
       n = snprintf(num, sizeof num, "%.0f", d);
       out_add(o, num, (size_t)n);
       return;
@@ -139,7 +139,7 @@ static int table_shape(lua_State *L, int idx, size_t *n) {
 
 static void encode_table(Out *o, int idx, int depth) {
   lua_State *L = o->L;
-  size_t n, i;
+  size_t n;
   int shape, first = 1;
   if (depth > TK_MAX_DEPTH) {
     o->err = "cannot encode tables nested deeper than 1000 levels (or a cycle)";
@@ -152,6 +152,7 @@ static void encode_table(Out *o, int idx, int depth) {
     return;
   }
   if (shape == 1) {
+    size_t i;
     out_char(o, '[');
     for (i = 1; i <= n && !o->err; i++) {
       if (i > 1) out_char(o, ',');

@@ -234,7 +234,7 @@ static void set_origin(lua_State *L, int method, int path) {
 }
 
 static int http_error(lua_State *L, long status, const char *body, size_t len, int headers) {
-  int err, decoded;
+  int err;
   double wait;
   char fallback[64];
   luaL_pushfail(L);
@@ -251,32 +251,22 @@ static int http_error(lua_State *L, long status, const char *body, size_t len, i
     lua_setfield(L, err, "retry_after");
   }
   /* A JSON body may say more; an HTML page from the CDN keeps the fallback message. */
-  if (len > 0 && (body[0] == '{' || body[0] == '[') && tk_json_decode(L, body, len)) {
-    decoded = lua_gettop(L);
-    if (lua_type(L, decoded) == LUA_TTABLE) {
-      lua_getfield(L, decoded, "errors");
-      if (!lua_isnil(L, -1)) {
-        normalise_errors(L, lua_gettop(L));
-        lua_pushvalue(L, -1);
-        lua_setfield(L, err, "errors");
-        if (lua_rawlen(L, -1) > 0) {
-          push_errors_message(L, lua_gettop(L));
-          lua_setfield(L, err, "message");
-        }
-        lua_pop(L, 1);
+  if (len > 0 && (body[0] == '{' || body[0] == '[') && tk_json_decode(L, body, len) &&
+      lua_type(L, -1) == LUA_TTABLE) {
+    int decoded = lua_gettop(L);
+    lua_getfield(L, decoded, "errors");
+    if (!lua_isnil(L, -1)) {
+      normalise_errors(L, lua_gettop(L));
+      lua_pushvalue(L, -1);
+      lua_setfield(L, err, "errors");
+      if (lua_rawlen(L, -1) > 0) {
+        push_errors_message(L, lua_gettop(L));
+        lua_setfield(L, err, "message");
       }
-      lua_pop(L, 1);
-      lua_getfield(L, decoded, "error");
-      if (lua_type(L, -1) != LUA_TSTRING) {
-        lua_pop(L, 1);
-        lua_getfield(L, decoded, "message");
-      }
-      if (lua_type(L, -1) == LUA_TSTRING) lua_setfield(L, err, "message");
-      else lua_pop(L, 1);
     }
-    lua_pop(L, 1);
-  } else if (len > 0 && (body[0] == '{' || body[0] == '[')) {
-    lua_pop(L, 1); /* the decode failure message */
+    lua_getfield(L, decoded, "error");
+    if (lua_type(L, -1) != LUA_TSTRING) lua_getfield(L, decoded, "message");
+    if (lua_type(L, -1) == LUA_TSTRING) lua_setfield(L, err, "message");
   }
   lua_settop(L, err);
   return 2;

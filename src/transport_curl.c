@@ -153,7 +153,7 @@ static void push_headers(lua_State *L, const tk_membuf *head) {
   lua_newtable(L);
   while (i < head->len) {
     const char *line = head->data + i, *end = memchr(line, '\n', head->len - i);
-    size_t n = end ? (size_t)(end - line) : head->len - i, k;
+    size_t n = end ? (size_t)(end - line) : head->len - i;
     const char *colon;
     i += n + 1;
     while (n > 0 && (line[n - 1] == '\r' || line[n - 1] == ' ')) n--;
@@ -165,7 +165,7 @@ static void push_headers(lua_State *L, const tk_membuf *head) {
     {
       char name[129];
       const char *v = colon + 1;
-      size_t kl = (size_t)(colon - line);
+      size_t k, kl = (size_t)(colon - line);
       for (k = 0; k < kl; k++) name[k] = (char)tolower((unsigned char)line[k]);
       while (v < line + n && (*v == ' ' || *v == '\t')) v++;
       lua_pushlstring(L, name, kl);

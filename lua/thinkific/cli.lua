@@ -1,0 +1,52 @@
+-- The `thinkific` command line: a table of subcommands, each in its own module.
+local M = {}
+
+-- name -> { summary, run = function(argv) -> exit status } (run absent: not written yet).
+M.commands = {
+  webhooks = { summary = "list, create, get, update, delete or sync webhooks" },
+  events = { summary = "fetch events by id" },
+  sign = { summary = "print the HMAC-SHA256 signature of a body" },
+  verify = { summary = "check a delivery signature" },
+  deliver = { summary = "POST a signed delivery to a URL" },
+  listen = { summary = "receive deliveries with a router" },
+  sandbox = {
+    summary = "run a Thinkific-compatible API server on loopback",
+    run = function(argv) return require("thinkific.sandbox.cli").main(argv) end,
+  },
+}
+
+M.ORDER = { "webhooks", "events", "sign", "verify", "deliver", "listen", "sandbox" }
+
+local function usage(out)
+  out:write("Usage: thinkific <command> [options]\n\nCommands:\n")
+  for _, name in ipairs(M.ORDER) do
+    out:write(string.format("  %-10s %s\n", name, M.commands[name].summary))
+  end
+  out:write("\nRun 'thinkific <command> --help' for a command's options.\n")
+end
+
+-- argv: the command's arguments (arg). Returns the exit status: 0 success, 1 runtime
+-- failure, 2 usage error.
+function M.main(argv)
+  local name = argv[1]
+  if name == "--help" or name == "-h" or name == "help" then
+    usage(io.stdout)
+    return 0
+  end
+  if name == nil then
+    usage(io.stderr)
+    return 2
+  end
+  local command = M.commands[name]
+  if not command then
+    io.stderr:write("thinkific: unknown command '", name, "' (see thinkific --help)\n")
+    return 2
+  end
+  if not command.run then
+    io.stderr:write("thinkific: '", name, "' is not implemented yet\n")
+    return 2
+  end
+  return command.run({ table.unpack(argv, 2) })
+end
+
+return M

@@ -1,0 +1,70 @@
+-- `thinkific sandbox`: parses the options, starts the server, prints its URL as the first
+-- line of output, and serves until killed or, with --parent-pipe, until stdin closes.
+local argparse = require("argparse")
+
+local M = {}
+
+-- Where `spawn` puts the credentials, so they never appear in a process listing.
+M.ENV_API_KEY = "THINKIFIC_SANDBOX_API_KEY"
+M.ENV_SECRET = "THINKIFIC_SANDBOX_SECRET"
+
+local function parser()
+  local p = argparse("thinkific sandbox",
+    "Run a Thinkific-compatible Webhooks API server for tests, on loopback.")
+  p:add_help(false)
+  p:flag("-h --help", "Show this help and exit.")
+  p:option("--host", "Address to listen on.", "127.0.0.1")
+  p:option("--port", "Port to listen on (0: any free port).", "0")
+  p:option("--api-key", "API key clients must send as the bearer credential (default "
+    .. "$" .. M.ENV_API_KEY .. " or sandbox-key).")
+  p:option("--secret", "Secret that signs deliveries (default $" .. M.ENV_SECRET
+    .. " or the API key).")
+  p:option("--tls-cert", "PEM certificate file: serve https.")
+  p:option("--tls-key", "PEM private key file for --tls-cert.")
+  p:flag("--parent-pipe", "Also stop when standard input closes.")
+  return p
+end
+
+local function usage_error(p, message)
+  io.stderr:write(p:get_usage(), "\n\nthinkific sandbox: ", message, "\n")
+  return 2
+end
+
+-- argv: the arguments after "sandbox". env: a getenv function (os.getenv by default).
+-- Returns the exit status: 0 after serving, 1 when the server cannot start, 2 on usage errors.
+function M.main(argv, getenv)
+  getenv = getenv or os.getenv
+  local p = parser()
+  local ok, args = p:pparse(argv)
+  if not ok then return usage_error(p, args) end
+  if args.help then
+    io.stdout:write(p:get_help(), "\n")
+    return 0
+  end
+  local port = args.port:find("^%d+$") and tonumber(args.port)
+  if not port or port > 65535 then return usage_error(p, "--port must be a number 0..65535") end
+  if (args.tls_cert == nil) ~= (args.tls_key == nil) then
+    return usage_error(p, "--tls-cert and --tls-key go together")
+  end
+  local api_key = args.api_key or getenv(M.ENV_API_KEY) or "sandbox-key"
+  if api_key == "" then return usage_error(p, "the API key must not be empty") end
+  local secret = args.secret or getenv(M.ENV_SECRET)
+  if secret == "" then secret = nil end
+
+  local server_mod = require("thinkific.sandbox.server")
+  local server, err = server_mod.new({
+    host = args.host, port = port, api_key = api_key, secret = secret,
+    tls_cert = args.tls_cert, tls_key = args.tls_key,
+  })
+  if not server then
+    io.stderr:write("thinkific sandbox: ", err, "\n")
+    return 1
+  end
+  io.stdout:write(server.url, "\n")
+  io.stdout:flush()
+  if args.parent_pipe then server:watch_stdin() end
+  server:run()
+  return 0
+end
+
+return M

@@ -1,0 +1,229 @@
+-- thinkific.sandbox: a Thinkific-compatible Webhooks API server on loopback.
+--   spawn{...}  starts one as a child process and returns an object to steer it;
+--   serve{...}  creates one in this process (the child runs exactly that).
+local core = require("thinkific.core")
+local json = require("thinkific.sandbox.json")
+local httpc = require("thinkific.sandbox.httpc")
+local process = require("thinkific.sandbox.process")
+local fixtures = require("thinkific.sandbox.fixtures")
+local cli = require("thinkific.sandbox.cli")
+
+local M = {}
+
+local OPTIONS = {
+  port = "number", host = "string", api_key = "string", secret = "string",
+  tls_cert = "string", tls_key = "string", lua = "string", timeout = "number",
+  start_timeout = "number",
+}
+
+-- Errors of the control calls have the library's error shape (API.md).
+local function make_error(t)
+  if core.error then return core.error(t) end
+  return setmetatable(t, { __tostring = function(e) return e.message end })
+end
+
+local Sandbox = {}
+Sandbox.__index = Sandbox
+
+function Sandbox:stop()
+  if self._process then
+    self._process:stop()
+    self._process = nil
+  end
+  self.stopped = true
+end
+
+local function stop_quietly(self)
+  pcall(Sandbox.stop, self)
+end
+
+local function check_running(self, name)
+  if self.stopped then
+    error(string.format("bad self to '%s' (this sandbox was stopped)", name), 3)
+  end
+end
+
+-- One control request. value: a table (sent as JSON), a string (sent as it is) or nil.
+-- Returns the decoded answer, or nil, err.
+function Sandbox:_call(method, path, value)
+  local body, headers
+  if value ~= nil then
+    body = type(value) == "string" and value or json.encode(value)
+    headers = { ["Content-Type"] = "application/json" }
+  end
+  local res, err = httpc.request({ url = self.root .. path, method = method, body = body,
+    headers = headers, timeout = self.timeout })
+  if not res then
+    return nil, make_error({ kind = err:find("timeout") and "timeout" or "network",
+      message = "sandbox " .. method .. " " .. path .. ": " .. err, method = method, path = path })
+  end
+  if res.status < 200 or res.status > 299 then
+    local decoded = json.decode(res.body)
+    local why = type(decoded) == "table" and type(decoded.error) == "string" and decoded.error
+      or ("HTTP " .. res.status)
+    return nil, make_error({ kind = "http", status = res.status, method = method, path = path,
+      message = "sandbox " .. method .. " " .. path .. ": " .. why, body = res.body:sub(1, 4096) })
+  end
+  local v, derr = json.decode(res.body)
+  if v == nil then
+    return nil, make_error({ kind = "decode", status = res.status, method = method, path = path,
+      message = "sandbox " .. method .. " " .. path .. ": " .. tostring(derr) })
+  end
+  return v
+end
+
+-- Queues a fault (see the control endpoint POST /sandbox/faults). Returns the number of
+-- faulted requests still to come, or nil, err.
+function Sandbox:fault(spec)
+  check_running(self, "fault")
+  if type(spec) ~= "table" then
+    error("bad argument #1 to 'fault' (table expected, got " .. type(spec) .. ")", 2)
+  end
+  local v, err = self:_call("POST", "/sandbox/faults", spec)
+  if not v then return nil, err end
+  return v.faults
+end
+
+function Sandbox:clear_faults()
+  check_running(self, "clear_faults")
+  local v, err = self:_call("DELETE", "/sandbox/faults")
+  if not v then return nil, err end
+  return true
+end
+
+-- { requests, connections, active_connections, peak_connections } of API traffic.
+function Sandbox:stats()
+  check_running(self, "stats")
+  return self:_call("GET", "/sandbox/stats")
+end
+
+function Sandbox:reset_stats()
+  check_running(self, "reset_stats")
+  return self:_call("POST", "/sandbox/stats/reset")
+end
+
+-- Drops webhooks, recorded events (the seeded ones come back), faults and deliveries.
+function Sandbox:reset()
+  check_running(self, "reset")
+  local v, err = self:_call("POST", "/sandbox/reset")
+  if not v then return nil, err end
+  return true
+end
+
+-- Records an event without delivering it. envelope: a table or JSON text with resource,
+-- action and payload (id and created_at are added when missing). Returns the id, or nil, err.
+function Sandbox:record_event(envelope)
+  check_running(self, "record_event")
+  if type(envelope) ~= "table" and type(envelope) ~= "string" then
+    error("bad argument #1 to 'record_event' (table or string expected, got "
+      .. type(envelope) .. ")", 2)
+  end
+  local v, err = self:_call("POST", "/sandbox/events", envelope)
+  if not v then return nil, err end
+  return v.event_id
+end
+
+-- Every delivery attempt so far.
+function Sandbox:deliveries()
+  check_running(self, "deliveries")
+  return self:_call("GET", "/sandbox/deliveries")
+end
+
+-- Deliveries come with the next issue.
+function Sandbox:trigger()
+  error("thinkific.sandbox: trigger is not implemented yet", 2)
+end
+
+function Sandbox:wait_deliveries()
+  error("thinkific.sandbox: wait_deliveries is not implemented yet", 2)
+end
+
+local meta = {
+  __index = Sandbox,
+  __gc = stop_quietly,
+  __close = stop_quietly,
+  __name = "thinkific.Sandbox",
+  -- Never shows the API key or the secret.
+  __tostring = function(self) return "thinkific.Sandbox (" .. (self.root or "?") .. ")" end,
+}
+
+local function check_options(opts)
+  if type(opts) ~= "table" then
+    error("bad argument #1 to 'spawn' (table expected, got " .. type(opts) .. ")", 3)
+  end
+  for k, v in pairs(opts) do
+    if not OPTIONS[k] then
+      error("bad argument #1 to 'spawn' (unknown option '" .. tostring(k) .. "')", 3)
+    end
+    if type(v) ~= OPTIONS[k] then
+      error(string.format("bad argument #1 to 'spawn' (option '%s': %s expected, got %s)",
+        k, OPTIONS[k], type(v)), 3)
+    end
+  end
+  if (opts.tls_cert == nil) ~= (opts.tls_key == nil) then
+    error("bad argument #1 to 'spawn' (tls_cert and tls_key go together)", 3)
+  end
+  if opts.port and (math.type(opts.port) ~= "integer" or opts.port < 0 or opts.port > 65535) then
+    error("bad argument #1 to 'spawn' (port must be an integer 0..65535)", 3)
+  end
+end
+
+-- Starts a sandbox as a child process. opts: port (0), host ("127.0.0.1"), api_key
+-- ("sandbox-key"), secret (the API key), tls_cert and tls_key (PEM files: https),
+-- lua ("lua5.4", the interpreter to run), timeout (10: seconds for each control call),
+-- start_timeout (10: seconds to wait for the server to listen).
+-- Returns the sandbox object; raises when it cannot start, with the child's stderr.
+function M.spawn(opts)
+  opts = opts or {}
+  check_options(opts)
+  local api_key = opts.api_key or "sandbox-key"
+  local args = { "--host", opts.host or "127.0.0.1", "--port", tostring(opts.port or 0),
+    "--parent-pipe" }
+  if opts.tls_cert then
+    for _, a in ipairs({ "--tls-cert", opts.tls_cert, "--tls-key", opts.tls_key }) do
+      args[#args + 1] = a
+    end
+  end
+  local literals = {}
+  for i, a in ipairs(args) do literals[i] = string.format("%q", a) end
+  local code = string.format('os.exit(require("thinkific.sandbox.cli").main({%s}), true)',
+    table.concat(literals, ","))
+  -- The credentials go through the environment, never the command line (ps shows that).
+  local env = {
+    LUA_PATH_5_4 = package.path, LUA_CPATH_5_4 = package.cpath,
+    LUA_INIT = false, LUA_INIT_5_4 = false,
+    [cli.ENV_API_KEY] = api_key, [cli.ENV_SECRET] = opts.secret or false,
+  }
+  local child = process.start(process.quote(opts.lua or "lua5.4") .. " -e " .. process.quote(code),
+    env)
+  local line, why = child:first_line(opts.start_timeout or 10)
+  if not line or not line:find("^https?://") then
+    local stderr = child:stderr()
+    child:stop(1)
+    if line then why = "printed no URL" end
+    error("thinkific.sandbox: the sandbox did not start (" .. (why == "exited" and
+      "it exited" or why == "timeout" and "no URL in time" or why) .. ")"
+      .. (stderr ~= "" and ": " .. stderr:gsub("%s+$", "") or ""), 2)
+  end
+  local self = setmetatable({
+    url = line,
+    root = line:gsub("/api/v2$", ""),
+    api_key = api_key,
+    secret = opts.secret or api_key,
+    pid = child:getpid(),
+    seeded_events = { table.unpack(fixtures.ids) },
+    timeout = opts.timeout or 10,
+    _process = child,
+  }, meta)
+  self.port = tonumber(self.root:match(":(%d+)$"))
+  return self
+end
+
+-- Creates a sandbox server in this process, listening but not yet serving: call
+-- server:run() (until server:stop()) or server:step(max_wait) from your own loop.
+-- opts as for spawn (without lua and timeouts). Returns the server, or nil, message.
+function M.serve(opts)
+  return require("thinkific.sandbox.server").new(opts)
+end
+
+return M

@@ -1,0 +1,45 @@
+-- Every exported name has an entry with a `syntax:` line in doc/API.md.
+local helper = require("spec.helper")
+
+local DOC = helper.read(helper.fixtures .. "/../../doc/API.md")
+
+local syntax = {}
+for line in DOC:gmatch("[^\n]+") do
+  if line:find("^syntax: ") then syntax[#syntax + 1] = line end
+end
+
+local function documented(pattern)
+  for _, line in ipairs(syntax) do
+    if line:find(pattern) then return true end
+  end
+  return false
+end
+
+local function public_names(t)
+  local names = {}
+  for k in pairs(t) do
+    if type(k) == "string" and not k:find("^_%l") then names[#names + 1] = k end
+  end
+  table.sort(names)
+  return names
+end
+
+describe("doc/API.md", function()
+  it("documents every field of the facade", function()
+    for _, name in ipairs(public_names(require("thinkific"))) do
+      assert.is_true(documented("thinkific%." .. name .. "[^%w_]"), "thinkific." .. name)
+    end
+  end)
+
+  it("documents every client method", function()
+    for _, name in ipairs(public_names(require("thinkific.core").client_methods)) do
+      assert.is_true(documented("client:" .. name .. "[^%w_]"), "client:" .. name)
+    end
+  end)
+
+  it("documents every function of the sandbox module", function()
+    for _, name in ipairs(public_names(require("thinkific.sandbox"))) do
+      assert.is_true(documented("sandbox%." .. name .. "[^%w_]"), "sandbox." .. name)
+    end
+  end)
+end)
