@@ -42,5 +42,65 @@ function helper.client(sb, opts)
   return assert(thinkific.new(o))
 end
 
+-- Expects fn() to raise the API's argument error "bad argument #n to 'name' (...)" (n = 0:
+-- "calling 'name' on bad self"), located in the caller's file (the user's line, not the
+-- library's). Returns the message.
+function helper.argerror(n, name, fn)
+  local ok, msg = pcall(fn)
+  assert(not ok, ("expected '%s' to raise"):format(name))
+  assert(type(msg) == "string", "the error is a string, got " .. type(msg))
+  local want = n == 0 and ("calling '%s' on bad self ("):format(name)
+    or ("bad argument #%d to '%s' ("):format(n, name)
+  assert(msg:find(want, 1, true), ("expected %q in: %s"):format(want, msg))
+  local src = debug.getinfo(fn, "S").short_src
+  assert(msg:sub(1, #src + 1) == src .. ":", ("expected the caller's line (%s) in: %s"):format(src, msg))
+  return msg
+end
+
+-- A port on 127.0.0.1 that nothing listens on (bound, read back, closed).
+function helper.closed_port()
+  local socket = require("socket")
+  local s = assert(socket.bind("127.0.0.1", 0))
+  local _, port = s:getsockname()
+  s:close()
+  return tonumber(port)
+end
+
+-- Polls pred() every 20 ms for at most `seconds`; returns whether it became true.
+function helper.wait_until(pred, seconds)
+  local socket = require("socket")
+  local deadline = socket.gettime() + seconds
+  repeat
+    if pred() then return true end
+    socket.sleep(0.02)
+  until socket.gettime() > deadline
+  return pred() and true or false
+end
+
+-- A custom transport (the contract of API.md) over LuaSocket's socket.http, independent of
+-- libcurl; every request is appended to `log` as {method =, url =} when given.
+function helper.socket_transport(log)
+  local http = require("socket.http")
+  local ltn12 = require("ltn12")
+  return function(req)
+    if log then log[#log + 1] = { method = req.method, url = req.url } end
+    local headers = {}
+    for k, v in pairs(req.headers or {}) do headers[k:lower()] = v end
+    if req.body then headers["content-length"] = tostring(#req.body) end
+    local chunks = {}
+    http.TIMEOUT = req.timeout or 10
+    local ok, status, rheaders = http.request{
+      url = req.url, method = req.method, headers = headers, redirect = false,
+      source = req.body and ltn12.source.string(req.body) or nil,
+      sink = ltn12.sink.table(chunks),
+    }
+    if not ok then
+      return nil, { kind = status == "timeout" and "timeout" or "network", message = tostring(status),
+        sent = status ~= "connection refused" }
+    end
+    return { status = status, headers = rheaders or {}, body = table.concat(chunks) }
+  end
+end
+
 package.loaded["spec.helper"] = helper
 return helper

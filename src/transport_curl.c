@@ -218,6 +218,11 @@ static int client_perform(lua_State *L) {
   curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST,
                    (strcmp(method, body ? "POST" : "GET") == 0) ? NULL : method);
   curl_easy_setopt(e, CURLOPT_NOBODY, strcmp(method, "HEAD") == 0 ? 1L : 0L);
+  /* libcurl silently sends a request again when a reused connection turns out dead. For POST
+   * that could create twice; for DELETE it would hide the lost answer that makes a later 404
+   * mean "deleted". Both go on a connection of their own; GET and PUT keep the reused one. */
+  curl_easy_setopt(e, CURLOPT_FRESH_CONNECT,
+                   (strcmp(method, "POST") == 0 || strcmp(method, "DELETE") == 0) ? 1L : 0L);
 
   c->body.len = c->head.len = 0;
   c->overflow = 0;

@@ -106,14 +106,23 @@ local function check_id(id, n, fname)
   end
 end
 
+-- A decode error for a 2xx answer that is not the JSON expected.
+local function decode_error(message, method, path, attempts, status)
+  return make_error{ kind = "decode", message = message, method = method, path = path,
+    attempts = attempts, status = status, sent = true }
+end
+
 -- One API call through the retry policy. A 2xx answer must be a JSON object (a list page,
--- a webhook, an event) unless it is the empty answer of a DELETE.
+-- a webhook, an event) unless it is the answer of a DELETE.
 local function call(self, method, path, id, query, body)
   local req, full_path = self:_request(method, path, id, query, body)
-  local value, err = run(self, client_state(self), req, method, full_path)
-  if value == nil or method == "DELETE" or type(value) == "table" then return value, err end
-  return nil, make_error{ kind = "decode", message = "expected a JSON object in the response",
-    method = method, path = full_path, sent = true }
+  local value, err, attempts, status = run(self, client_state(self), req, method, full_path)
+  if value == nil or method == "DELETE" then return value, err end
+  if type(value) ~= "table" or #value > 0 then
+    return nil, decode_error("expected a JSON object in the response", method, full_path,
+      attempts, status)
+  end
+  return value, nil, attempts, status
 end
 
 local function check_fields(fields, n, fname)
@@ -178,11 +187,11 @@ end
 function methods:list_webhooks(opts)
   check_self(self, "list_webhooks")
   local query = list_query(opts, "list_webhooks")
-  local body, err = call(self, "GET", "/webhooks", nil, query)
+  local body, err, attempts, status = call(self, "GET", "/webhooks", nil, query)
   if not body then return nil, err end
   if type(body.items) ~= "table" then
-    return nil, make_error{ kind = "decode", message = "expected 'items' in the list response",
-      method = "GET", path = "/webhooks", sent = true }
+    return nil, decode_error("expected 'items' in the list response", "GET", "/webhooks",
+      attempts, status)
   end
   return { items = body.items, meta = body.meta, next = next_of(body.meta) }
 end
@@ -197,6 +206,7 @@ function methods:webhooks(opts)
   end
   local limit = opts and opts.limit
   check_limit(limit, "webhooks")
+  client_state(self) -- raises now, not at the first step, on a closed client
   local items, i, cursor = nil, 0, nil
   local done, seen = false, {}
   return function()
@@ -219,8 +229,8 @@ function methods:webhooks(opts)
         done = true
       elseif seen[cursor] then -- a server that repeats a cursor would loop forever
         done, items = true, nil
-        return false, make_error{ kind = "decode", method = "GET", path = "/webhooks",
-          message = "the server repeated the page cursor " .. tostring(cursor), sent = true }
+        return false, decode_error("the server repeated the page cursor " .. tostring(cursor),
+          "GET", "/webhooks")
       else
         seen[cursor] = true
       end
@@ -231,20 +241,23 @@ end
 function methods:create_webhook(fields)
   check_self(self, "create_webhook")
   local body = check_fields(fields, 1, "create_webhook")
-  return call(self, "POST", "/webhooks", nil, nil, body)
+  local value, err = call(self, "POST", "/webhooks", nil, nil, body)
+  return value, err
 end
 
 function methods:get_webhook(id)
   check_self(self, "get_webhook")
   check_id(id, 1, "get_webhook")
-  return call(self, "GET", "/webhooks", id)
+  local value, err = call(self, "GET", "/webhooks", id)
+  return value, err
 end
 
 function methods:update_webhook(id, fields)
   check_self(self, "update_webhook")
   check_id(id, 1, "update_webhook")
   local body = check_fields(fields, 2, "update_webhook")
-  return call(self, "PUT", "/webhooks", id, nil, body)
+  local value, err = call(self, "PUT", "/webhooks", id, nil, body)
+  return value, err
 end
 
 function methods:delete_webhook(id)
@@ -258,7 +271,8 @@ end
 function methods:get_event(id)
   check_self(self, "get_event")
   check_id(id, 1, "get_event")
-  return call(self, "GET", "/events", id)
+  local value, err = call(self, "GET", "/events", id)
+  return value, err
 end
 
 return _M

@@ -47,7 +47,7 @@ local function transport_error(terr, method, path)
 end
 
 -- Runs one API call: attempts through the transport until a value, a final error, or the
--- retries run out. Returns value | nil, err (err.attempts set).
+-- retries run out. Returns value, nil, attempts, status | nil, err (err.attempts set).
 function _M.run(client, state, req, method, path)
   local transport, sleep = state.transport, state.sleep or core.sleep
   local retries, cap = state.retries, state.max_retry_wait
@@ -64,9 +64,11 @@ function _M.run(client, state, req, method, path)
     local value, err
     if resp then
       value, err = response(resp, method, path)
-      if value ~= nil then return value end
+      if value ~= nil then return value, nil, attempt, resp.status end
       -- The earlier attempt deleted it, but its answer was lost.
-      if method == "DELETE" and err.status == 404 and unanswered then return true end
+      if method == "DELETE" and err.status == 404 and unanswered then
+        return true, nil, attempt, 404
+      end
     else
       err = transport_error(terr, method, path)
       unanswered = true

@@ -28,7 +28,7 @@ function Deliveries:clear()
 end
 
 -- Returns { event_id, webhooks }, or nil, { status, message }.
-function Deliveries:trigger()
+function Deliveries.trigger()
   return nil, { status = 501, message = "not implemented yet" }
 end
 

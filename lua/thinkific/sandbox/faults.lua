@@ -52,7 +52,7 @@ function M.parse(spec)
     for name, value in pairs(spec.headers) do
       if type(value) == "number" then value = tostring(value) end
       if type(name) ~= "string" or not name:find("^[%w!#$%%&'*+%-.^_`|~]+$")
-          or type(value) ~= "string" or value:find("[%z\r\n]") then
+          or type(value) ~= "string" or value:find("[\0\r\n]") then
         return nil, "headers must map header names to single-line strings"
       end
       f.headers[name] = value

@@ -59,7 +59,7 @@ local function read_headers(stream, limits, deadline)
       return nil, 431, "Request header fields too large"
     end
     local name, value = match(line, "^([%w!#$%%&'*+%-.^_`|~]+):[ \t]*(.-)[ \t]*$")
-    if not name or find(value, "[%z\1-\8\10-\31\127]") then
+    if not name or find(value, "[\0-\8\10-\31\127]") then
       return nil, 400, "Malformed header field"
     end
     name = lower(name)

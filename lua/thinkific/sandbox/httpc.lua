@@ -49,7 +49,7 @@ local function tls_wrap(sock, host, waiter, deadline)
   local ssl = require("ssl")
   -- Only our own loopback sandboxes and test servers are reached this way: no verification.
   local tls, err = ssl.wrap(sock, { mode = "client", protocol = "any", verify = "none",
-    options = { "all", "no_sslv2", "no_sslv3" } })
+    options = { "all" } })
   if not tls then return nil, err end
   tls:settimeout(0)
   if tls.sni then tls:sni(host) end

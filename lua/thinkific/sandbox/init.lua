@@ -130,11 +130,11 @@ function Sandbox:deliveries()
 end
 
 -- Deliveries come with the next issue.
-function Sandbox:trigger()
+function Sandbox.trigger()
   error("thinkific.sandbox: trigger is not implemented yet", 2)
 end
 
-function Sandbox:wait_deliveries()
+function Sandbox.wait_deliveries()
   error("thinkific.sandbox: wait_deliveries is not implemented yet", 2)
 end
 
@@ -205,6 +205,10 @@ function M.spawn(opts)
       "it exited" or why == "timeout" and "no URL in time" or why) .. ")"
       .. (stderr ~= "" and ": " .. stderr:gsub("%s+$", "") or ""), 2)
   end
+  child:getpid()
+  -- The child keeps its open files; removing the names now leaves nothing behind even if
+  -- this process is killed before stop().
+  child:cleanup()
   local self = setmetatable({
     url = line,
     root = line:gsub("/api/v2$", ""),

@@ -37,7 +37,7 @@ local function tls_context(cert, key)
   if not ok then return nil, "TLS needs LuaSec (the ssl module)" end
   local ctx, err = ssl.newcontext({
     mode = "server", protocol = "any", certificate = cert, key = key,
-    options = { "all", "no_sslv2", "no_sslv3" },
+    options = { "all" },
   })
   if not ctx then return nil, "cannot load the TLS certificate or key: " .. tostring(err) end
   return ctx, ssl
@@ -143,6 +143,15 @@ function Server:_handshake(sock)
   end
 end
 
+-- After an error answer the client may still be sending: closing at once would reset the
+-- connection and could destroy the answer before the client reads it. So: end our side,
+-- then read and drop what comes, for a short, bounded while.
+local function linger(conn)
+  if not conn.sock.shutdown then return end -- TLS: no half-close
+  conn.sock:shutdown("send")
+  conn.stream:read_all(1024 * 1024, gettime() + 2)
+end
+
 -- Serves one connection until it closes, idles out, or asks to close.
 function Server:_serve(conn)
   local stream = conn.stream
@@ -150,12 +159,20 @@ function Server:_serve(conn)
     local req, status, message = http.read_request(stream, self.limits, gettime() + self.idle_timeout)
     if not req then
       if type(status) == "number" then
-        http.write_response(stream, respond.error(status, message), false,
-          gettime() + self.write_timeout, 1)
+        if http.write_response(stream, respond.error(status, message), false,
+            gettime() + self.write_timeout, 1) then
+          linger(conn)
+        end
       end
       return
     end
-    local res = self:_dispatch(conn, req)
+    local ok, res = xpcall(self._dispatch, debug.traceback, self, conn, req)
+    if not ok then
+      -- A bug of ours: say so, as a server would, and keep serving others.
+      self.on_error(res)
+      res = respond.error(500, "Internal Server Error")
+      req.keep_alive = false
+    end
     if res.drop then return end
     local keep = req.keep_alive and not self.stopping
     if not http.write_response(stream, res, keep, gettime() + self.write_timeout, req.minor)

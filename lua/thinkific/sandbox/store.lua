@@ -54,7 +54,7 @@ function Store:webhook(id)
   return self.by_id[id]
 end
 
-function Store:update_webhook(wh, topic, target_url)
+function Store.update_webhook(_, wh, topic, target_url)
   wh.topic, wh.target_url = topic, target_url
   wh.updated_at, wh.updated_by = ids.now(), M.USER
   return wh
