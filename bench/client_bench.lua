@@ -2,26 +2,32 @@
 --
 --   lua5.4 bench/client_bench.lua BASE_URL CURL_LOOP [ROUNDS] [REQUESTS] [SECONDS] [SOCKET_REQUESTS] [MODE]
 --
--- Each round measures, in a rotating order, the plain C libcurl loop (CURL_LOOP, a separate
--- process that times itself), client:get_webhook(id) and LuaSocket's http.request (a new
--- connection per request). Every measurement stops after REQUESTS requests or SECONDS seconds,
--- whichever comes first. Prints "row ..." lines (median, min, max of requests/s over the rounds)
--- and "ratio ..." lines; run.sh prints the rows first, then the ratios. MODE (e.g. "1 CPU") is
--- appended to every label: run.sh runs this once per CPU placement.
+-- Three clients fetch the same webhook: the plain C libcurl loop (CURL_LOOP, a separate process
+-- that times itself and takes its orders through a pipe), client:get_webhook(id), and
+-- LuaSocket's http.request (a new connection per request) followed by cjson.decode. Each round
+-- gives every client REQUESTS requests (SOCKET_REQUESTS for LuaSocket) in short bursts that
+-- take turns, so that all three see the same moments of a noisy machine; a round ends early
+-- once any client has spent SECONDS in it. Prints "row ..." lines (median, min, max of the
+-- rounds' requests/s) and "ratio ..." lines; run.sh prints the rows first, then the ratios.
+-- MODE (e.g. "1 CPU") is appended to every label.
 local thinkific = require("thinkific")
 local cjson = require("cjson")
 local http = require("socket.http")
 local ltn12 = require("ltn12")
 local socket = require("socket")
 
-local base_url = assert(arg[1], "usage: client_bench.lua BASE_URL CURL_LOOP [ROUNDS] ...")
-local curl_loop = assert(arg[2], "usage: client_bench.lua BASE_URL CURL_LOOP [ROUNDS] ...")
-local rounds = math.tointeger(tonumber(arg[3] or 5)) or 5
-local requests = math.tointeger(tonumber(arg[4] or 20000)) or 20000
-local max_seconds = tonumber(arg[5] or 3) or 3
-local socket_requests = math.tointeger(tonumber(arg[6] or 2000)) or 2000
+local USAGE = "usage: client_bench.lua BASE_URL CURL_LOOP [ROUNDS] [REQUESTS] [SECONDS] "
+  .. "[SOCKET_REQUESTS] [MODE]"
+local base_url = assert(arg[1], USAGE)
+local curl_loop = assert(arg[2], USAGE)
+local rounds = math.tointeger(tonumber(arg[3] or 7)) or 7
+local requests = math.tointeger(tonumber(arg[4] or 8000)) or 8000
+local max_seconds = tonumber(arg[5] or 2) or 2
+local socket_requests = math.tointeger(tonumber(arg[6] or 1000)) or 1000
 local mode = (arg[7] or "") ~= "" and (" [" .. arg[7] .. "]") or ""
 
+local BURST = 500          -- requests per turn, keep-alive clients
+local SOCKET_BURST = 60    -- requests per turn, LuaSocket (a connection each)
 local WARMUP = 200
 local WEBHOOK_ID = "20200227213233625839530"
 local API_KEY = "bench-key"
@@ -30,22 +36,18 @@ local url = base_url .. "/webhooks/" .. WEBHOOK_ID
 local ok_core, core = pcall(require, "thinkific.core")
 local now = ok_core and core.now or socket.gettime
 
-local function new_client()
-  return assert(thinkific.new{ api_key = API_KEY, base_url = base_url })
-end
+local client = assert(thinkific.new{ api_key = API_KEY, base_url = base_url })
 
--- The headers the library sends, read from the request it builds (an internal method);
--- the documented defaults when that is not available.
+-- The headers the library sends, read from the request it builds (an internal method); the
+-- documented defaults when that is not available.
 local function library_headers()
   local headers
-  local client = new_client()
   if type(client._request) == "function" then
     local ok, request = pcall(client._request, client, "GET", "/webhooks", WEBHOOK_ID)
     if ok and type(request) == "table" and type(request.headers) == "table" then
       headers = request.headers
     end
   end
-  client:close()
   headers = headers or {
     ["Authorization"] = "Bearer " .. API_KEY,
     ["Accept"] = "application/json",
@@ -63,22 +65,28 @@ local function shell_quote(s)
   return "'" .. s:gsub("'", "'\\''") .. "'"
 end
 
-local curl_command
+-- The C loop reads counts on its standard input (our pipe) and answers "<done> <seconds>" on
+-- a FIFO that we read: Lua's io.popen goes one way only.
+local fifo = curl_loop .. ".fifo"
+local c_in, c_out
 do
-  local words = { shell_quote(curl_loop), shell_quote(url), tostring(requests), tostring(max_seconds) }
+  os.remove(fifo)
+  assert(os.execute("mkfifo " .. shell_quote(fifo)), "mkfifo failed")
+  local words = { shell_quote(curl_loop), shell_quote(url) }
   for _, name in ipairs(header_names) do
     words[#words + 1] = shell_quote(name .. ": " .. headers[name])
   end
-  curl_command = table.concat(words, " ")
+  words[#words + 1] = ">" .. shell_quote(fifo)
+  c_in = assert(io.popen(table.concat(words, " "), "w"))
+  c_out = assert(io.open(fifo, "r")) -- waits until the C loop opens its end
+  c_in:setvbuf("line")
 end
 
--- The plain C loop, in its own process: it prints "<requests> <seconds> <req/s>".
-local function bench_curl_loop()
-  local p = assert(io.popen(curl_command, "r"))
-  local out = p:read("a")
-  local ok = p:close()
-  local done, seconds = out:match("^(%d+) (%S+) ")
-  if not ok or not done then error("the C loop failed: " .. out) end
+local function burst_curl_loop(n)
+  c_in:write(n, "\n")
+  local line = c_out:read("l")
+  local done, seconds = (line or ""):match("^(%d+) (%S+)$")
+  if not done then error("the C loop failed (see its message above)") end
   return tonumber(done), tonumber(seconds)
 end
 
@@ -87,70 +95,78 @@ local function check_webhook(w, err)
   if w.topic ~= "order.created" then error("get_webhook: unexpected topic " .. tostring(w.topic), 2) end
 end
 
-local function bench_get_webhook()
-  local client = new_client()
-  for _ = 1, WARMUP do check_webhook(client:get_webhook(WEBHOOK_ID)) end
-  collectgarbage()
-  local done = 0
+local function burst_get_webhook(n)
   local start = now()
-  while done < requests do
+  for _ = 1, n do
     local w, err = client:get_webhook(WEBHOOK_ID)
     if not w or w.topic ~= "order.created" then check_webhook(w, err) end
-    done = done + 1
-    if done % 256 == 0 and now() - start > max_seconds then break end
   end
-  local seconds = now() - start
-  client:close()
-  return done, seconds
+  return n, now() - start
 end
 
 -- LuaSocket with the same headers; it opens (and closes) a connection for every request.
 local function socket_get()
   local chunks = {}
-  local _, code = http.request{
-    url = url,
-    headers = headers,
-    sink = ltn12.sink.table(chunks),
-  }
+  local _, code = http.request{ url = url, headers = headers, sink = ltn12.sink.table(chunks) }
   if code ~= 200 then error("LuaSocket request failed: " .. tostring(code)) end
   local w = cjson.decode(table.concat(chunks))
   if w.topic ~= "order.created" then error("LuaSocket: unexpected topic " .. tostring(w.topic)) end
 end
 
-local function bench_luasocket()
-  for _ = 1, WARMUP // 10 do socket_get() end
-  collectgarbage()
-  local done = 0
+local function burst_luasocket(n)
   local start = now()
-  while done < socket_requests do
-    socket_get()
-    done = done + 1
-    if done % 64 == 0 and now() - start > max_seconds then break end
-  end
-  return done, now() - start
+  for _ = 1, n do socket_get() end
+  return n, now() - start
 end
 
 local benches = {
-  { key = "curl_loop", label = "C libcurl loop", run = bench_curl_loop },
-  { key = "get_webhook", label = "client:get_webhook(id)", run = bench_get_webhook },
-  { key = "luasocket", label = "LuaSocket request + cjson", run = bench_luasocket },
+  { key = "curl_loop", label = "C libcurl loop", run = burst_curl_loop, total = requests, burst = BURST },
+  { key = "get_webhook", label = "client:get_webhook(id)", run = burst_get_webhook, total = requests,
+    burst = BURST },
+  { key = "luasocket", label = "LuaSocket request + cjson", run = burst_luasocket,
+    total = socket_requests, burst = SOCKET_BURST },
 }
+
+for _ = 1, WARMUP do check_webhook(client:get_webhook(WEBHOOK_ID)) end
+for _ = 1, WARMUP // 10 do socket_get() end
 
 local rates = {}
 for _, b in ipairs(benches) do rates[b.key] = {} end
 
 for round = 1, rounds do
-  -- Rotate the order so that no measurement always runs first or last.
+  local done, spent = {}, {}
+  for _, b in ipairs(benches) do done[b.key], spent[b.key] = 0, 0 end
+  collectgarbage()
+  local turn = round
+  while true do
+    local busy, out_of_time = false, false
+    for i = 0, #benches - 1 do -- the first to go changes every turn
+      local b = benches[(turn + i) % #benches + 1]
+      local n = math.min(b.burst, b.total - done[b.key])
+      if n > 0 then
+        local d, s = b.run(n)
+        done[b.key], spent[b.key] = done[b.key] + d, spent[b.key] + s
+        busy = true
+        if spent[b.key] > max_seconds then out_of_time = true end
+      end
+    end
+    turn = turn + 1
+    if not busy or out_of_time then break end
+  end
   local line = {}
-  for i = 0, #benches - 1 do
-    local b = benches[(round - 1 + i) % #benches + 1]
-    local done, seconds = b.run()
-    local rate = done / seconds
-    rates[b.key][round] = rate
-    line[#line + 1] = string.format("%s %.0f/s (%d in %.2fs)", b.key, rate, done, seconds)
+  for _, b in ipairs(benches) do
+    rates[b.key][round] = done[b.key] / spent[b.key]
+    line[#line + 1] = string.format("%s %.0f/s (%d in %.2fs)", b.key, rates[b.key][round], done[b.key],
+      spent[b.key])
   end
   io.stderr:write(string.format("client%s round %d/%d: %s\n", mode, round, rounds, table.concat(line, ", ")))
 end
+
+c_in:write("0\n")
+c_in:close()
+c_out:close()
+os.remove(fifo)
+client:close()
 
 local function median(list)
   local t = { table.unpack(list) }
@@ -176,17 +192,19 @@ for _, b in ipairs(benches) do
   print(string.format("row %-38s %10.0f %10.0f %10.0f  requests/s", b.label .. mode, medians[b.key], lo, hi))
 end
 
--- Paired per-round ratios show how steady the ratio of medians is on a noisy machine.
+-- Each ratio twice: the median of the per-round ratios (the verdict uses it) and the ratio of
+-- the medians.
 local function ratio_line(label, num, den, target)
   local per_round = {}
   for r = 1, rounds do per_round[r] = rates[num][r] / rates[den][r] end
   local lo, hi = range(per_round)
-  local value = medians[num] / medians[den]
+  local value = median(per_round)
   local verdict = ""
   if target then
-    verdict = string.format("  target >= %.2f: %s", target, value >= target and "target met" or "target missed")
+    verdict = string.format(">= %.2f: %s", target, value >= target and "target met" or "target missed")
   end
-  print(string.format("ratio %-38s %8.2f  (per round %.2f-%.2f)%s", label .. mode, value, lo, hi, verdict))
+  print(string.format("ratio %-38s %8.2f %10.2f  %.2f-%.2f  %s", label .. mode, value,
+    medians[num] / medians[den], lo, hi, verdict))
 end
 
 ratio_line("get_webhook / C loop", "get_webhook", "curl_loop", 0.8)

@@ -303,6 +303,15 @@ describe("client methods #memory", function()
       return assert(sb:stats()).active_connections
     end
 
+    before_each(function()
+      -- No connection of an earlier test is left open (or waiting for its client's __gc).
+      assert(helper.wait_until(function()
+        collectgarbage()
+        collectgarbage()
+        return active() == 0
+      end, 5))
+    end)
+
     it("raises on every method after close(), and close() twice is fine", function()
       local d = helper.client(sb)
       assert(d:list_webhooks())

@@ -183,7 +183,7 @@ describe("errors", function()
       assert.are.equal(1, err.attempts)
     end)
 
-    for _, body in ipairs{ '"a string"', "42", "", "[1,2,3]" } do
+    for _, body in ipairs{ '"a string"', "42", "", "[1,2,3]", "[]", "null", "true" } do
       it("a 200 webhook that is not a JSON object (" .. body .. "): kind decode", function()
         local c = helper.client(sb)
         assert(sb:fault{ path = WEBHOOKS .. "/1", status = 200, body = body })

@@ -46,14 +46,15 @@ end
 -- "calling 'name' on bad self"), located in the caller's file (the user's line, not the
 -- library's). Returns the message.
 function helper.argerror(n, name, fn)
+  local luassert = require("luassert")
   local ok, msg = pcall(fn)
-  assert(not ok, ("expected '%s' to raise"):format(name))
-  assert(type(msg) == "string", "the error is a string, got " .. type(msg))
+  luassert.is_false(ok, ("expected '%s' to raise"):format(name))
+  luassert.are.equal("string", type(msg), "the error is a string")
   local want = n == 0 and ("calling '%s' on bad self ("):format(name)
     or ("bad argument #%d to '%s' ("):format(n, name)
-  assert(msg:find(want, 1, true), ("expected %q in: %s"):format(want, msg))
+  luassert.truthy(msg:find(want, 1, true), ("expected %q in: %s"):format(want, msg))
   local src = debug.getinfo(fn, "S").short_src
-  assert(msg:sub(1, #src + 1) == src .. ":", ("expected the caller's line (%s) in: %s"):format(src, msg))
+  luassert.are.equal(src .. ":", msg:sub(1, #src + 1), "the error points at the caller's line: " .. msg)
   return msg
 end
 

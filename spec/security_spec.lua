@@ -63,7 +63,9 @@ describe("security", function()
         assert(c:create_webhook{ topic = "order.created", target_url = "https://example.com/h" })
         local calls = {
           function() return c:get_webhook(id) end,
-          function() return c:update_webhook(id, { topic = "order.created", target_url = "https://e.com/" }) end,
+          function()
+            return c:update_webhook(id, { topic = "order.created", target_url = "https://e.com/" })
+          end,
           function() return c:delete_webhook(id) end,
         }
         for i, call in ipairs(calls) do
@@ -96,6 +98,41 @@ describe("security", function()
       assert.are.same(w, assert(c:get_webhook(w.id)))
       assert(c:update_webhook(w.id, { topic = "user.signup", target_url = "https://example.com/u" }))
       assert.are.equal(true, c:delete_webhook(w.id))
+    end)
+  end)
+
+  describe("queries and redirects #memory", function()
+    it("a next cursor stays one query value, whatever it holds", function()
+      local c = helper.client(sb)
+      for _, cursor in ipairs{ "a&page=2", "x#y", "a b+c", "=&=", "%26" } do
+        local v, err = c:list_webhooks{ next = cursor }
+        assert.is_nil(v, cursor)
+        -- The sandbox saw a single (unknown) cursor, not a page parameter or a cut value.
+        assert.are.equal(400, err.status, cursor)
+        assert.are.equal("Invalid next cursor.", err.message, cursor)
+      end
+      local log = {}
+      local t = helper.client(sb, { transport = helper.socket_transport(log) })
+      t:list_webhooks{ limit = 3, next = "a&page=2#f" }
+      local query = log[1].url:match("%?(.*)$")
+      local pairs_seen = {}
+      for k, v in query:gmatch("([^&=]+)=([^&]*)") do
+        pairs_seen[k] = v:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end)
+      end
+      assert.are.same({ limit = "3", next = "a&page=2#f" }, pairs_seen)
+      assert.is_nil(log[1].url:find("#", 1, true), log[1].url)
+    end)
+
+    it("a redirect is not followed (the credential goes nowhere else)", function()
+      local c = helper.client(sb, { retries = 0 })
+      assert(sb:fault{ path = "/api/v2/webhooks/moved", status = 302,
+        headers = { Location = sb.url .. "/events/20180126172320940835610" } })
+      assert(sb:reset_stats())
+      local v, err = c:get_webhook("moved")
+      assert.is_nil(v)
+      assert.are.equal("http", err.kind)
+      assert.are.equal(302, err.status)
+      assert.are.equal(1, assert(sb:stats()).requests)
     end)
   end)
 
@@ -212,6 +249,15 @@ describe("security", function()
       assert.is_nil(tostring(c):find(SECRET, 1, true))
       c:close()
       assert.is_nil(tostring(c):find(SECRET, 1, true))
+    end)
+
+    it("a password in base_url is not in tostring(client)", function()
+      local c = thinkific.new{ api_key = "k", base_url = "https://user:pw-" .. SECRET
+        .. "@api.example.com/api/v2" }
+      local text = tostring(c)
+      assert.is_nil(text:find(SECRET, 1, true), text)
+      assert.truthy(text:find("https://api.example.com/api/v2", 1, true), text)
+      c:close()
     end)
   end)
 

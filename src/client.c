@@ -38,6 +38,18 @@ static int client_tostring(lua_State *L) {
   }
   tk_getuservalue(L, 1);
   lua_getfield(L, -1, "base_url");
+  {
+    /* scheme://host/path without any user:password@ */
+    const char *url = lua_tostring(L, -1), *host = strstr(url, "://"), *at, *slash;
+    host = host ? host + 3 : url;
+    slash = strchr(host, '/');
+    at = strchr(host, '@');
+    if (at && (!slash || at < slash)) {
+      lua_pushlstring(L, url, (size_t)(host - url));
+      lua_pushstring(L, at + 1);
+      lua_concat(L, 2);
+    }
+  }
   lua_pushfstring(L, "thinkific.Client (%s): %p", lua_tostring(L, -1), (void *)c);
   return 1;
 }

@@ -219,13 +219,6 @@ static void push_errors_message(lua_State *L, int idx) {
   luaL_pushresult(&b);
 }
 
-static int only_space(const char *s, size_t n) {
-  size_t i;
-  for (i = 0; i < n; i++)
-    if (!isspace((unsigned char)s[i])) return 0;
-  return 1;
-}
-
 static void set_origin(lua_State *L, int method, int path) {
   lua_pushvalue(L, method);
   lua_setfield(L, -2, "method");
@@ -272,13 +265,24 @@ static int http_error(lua_State *L, long status, const char *body, size_t len, i
   return 2;
 }
 
+static const char *first_char(const char *s, size_t n) {
+  size_t i;
+  for (i = 0; i < n; i++)
+    if (!isspace((unsigned char)s[i])) return s + i;
+  return NULL;
+}
+
+/* core.response(response, method, path, want_object) -> value | nil, err
+ * With want_object, a 2xx answer must be a JSON object: "[]" and an empty body are errors. */
 static int l_response(lua_State *L) {
   long status;
   size_t len = 0;
-  const char *body = "";
-  int headers;
+  const char *body = "", *first, *why;
+  int headers, want_object;
+  char msg[256];
   luaL_checktype(L, 1, LUA_TTABLE);
-  lua_settop(L, 3);
+  lua_settop(L, 4);
+  want_object = lua_toboolean(L, 4);
   lua_getfield(L, 1, "status");
   status = (long)lua_tonumber(L, -1);
   if (lua_type(L, -1) != LUA_TNUMBER || status < 100 || status > 599)
@@ -291,21 +295,22 @@ static int l_response(lua_State *L) {
   lua_getfield(L, 1, "headers");
   headers = lua_gettop(L);
   if (status < 200 || status > 299) return http_error(L, status, body, len, headers);
-  if (status == 204 || only_space(body, len)) {
+  first = first_char(body, len);
+  if (!want_object && (status == 204 || first == NULL)) {
     lua_pushboolean(L, 1);
     return 1;
   }
-  if (tk_json_decode(L, body, len)) {
+  if (want_object && (first == NULL || *first != '{')) {
+    why = "expected a JSON object in the response";
+  } else if (tk_json_decode(L, body, len)) {
     if (lua_type(L, -1) == LUA_TTABLE) return 1;
-    lua_pop(L, 1);
-    lua_pushliteral(L, "expected a JSON object or array");
-  }
-  {
-    char msg[256];
+    why = "expected a JSON object or array in the response";
+  } else {
     snprintf(msg, sizeof msg, "invalid JSON in the response: %s", lua_tostring(L, -1));
-    luaL_pushfail(L);
-    tk_push_error(L, "decode", msg);
+    why = msg;
   }
+  luaL_pushfail(L);
+  tk_push_error(L, "decode", why);
   tk_set_whole(L, "status", status);
   tk_set_bool(L, "sent", 1);
   tk_set_lstring(L, "body", body, len > TK_ERROR_BODY_MAX ? TK_ERROR_BODY_MAX : len);

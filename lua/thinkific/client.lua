@@ -116,13 +116,7 @@ end
 -- a webhook, an event) unless it is the answer of a DELETE.
 local function call(self, method, path, id, query, body)
   local req, full_path = self:_request(method, path, id, query, body)
-  local value, err, attempts, status = run(self, client_state(self), req, method, full_path)
-  if value == nil or method == "DELETE" then return value, err end
-  if type(value) ~= "table" or #value > 0 then
-    return nil, decode_error("expected a JSON object in the response", method, full_path,
-      attempts, status)
-  end
-  return value, nil, attempts, status
+  return run(self, client_state(self), req, method, full_path, method ~= "DELETE")
 end
 
 local function check_fields(fields, n, fname)

@@ -47,8 +47,9 @@ local function transport_error(terr, method, path)
 end
 
 -- Runs one API call: attempts through the transport until a value, a final error, or the
--- retries run out. Returns value, nil, attempts, status | nil, err (err.attempts set).
-function _M.run(client, state, req, method, path)
+-- retries run out. want_object: a 2xx answer must be a JSON object.
+-- Returns value, nil, attempts, status | nil, err (err.attempts set).
+function _M.run(client, state, req, method, path, want_object)
   local transport, sleep = state.transport, state.sleep or core.sleep
   local retries, cap = state.retries, state.max_retry_wait
   local unanswered = false
@@ -63,7 +64,7 @@ function _M.run(client, state, req, method, path)
     end
     local value, err
     if resp then
-      value, err = response(resp, method, path)
+      value, err = response(resp, method, path, want_object)
       if value ~= nil then return value, nil, attempt, resp.status end
       -- The earlier attempt deleted it, but its answer was lost.
       if method == "DELETE" and err.status == 404 and unanswered then
