@@ -228,7 +228,7 @@ static int client_perform(lua_State *L) {
   c->overflow = 0;
   c->errbuf[0] = '\0';
   rc = curl_easy_perform(e);
-  curl_easy_setopt(e, CURLOPT_POSTFIELDS, NULL); /* the Lua string may go away now */
+  curl_easy_setopt(e, CURLOPT_POSTFIELDS, (const char *)NULL); /* the Lua string may go */
 
   if (rc != CURLE_OK) {
     long sent_bytes = 0;
