@@ -15,8 +15,9 @@ tk_client *tk_check_client(lua_State *L, int idx) {
 void tk_client_release(tk_client *c) {
   if (c->easy) curl_easy_cleanup(c->easy);
   c->easy = NULL;
-  curl_slist_free_all(c->headers);
-  c->headers = NULL;
+  curl_slist_free_all(c->hdr_plain);
+  curl_slist_free_all(c->hdr_json);
+  c->hdr_plain = c->hdr_json = NULL;
   free(c->body.data);
   free(c->head.data);
   memset(&c->body, 0, sizeof c->body);
@@ -215,51 +216,67 @@ static void set_header(lua_State *L, int uv, const char *field, const char *name
     lua_setfield(L, -2, name);
 }
 
-/* client:_request(method, path, id, query, body) -> request, path
- * request follows the transport contract: {method, url, headers, body, timeout,
- * connect_timeout}; path is the escaped path without the query (for errors). */
-static int client_request(lua_State *L) {
-  tk_client *c = tk_check_client(L, 1);
+/* From the arguments (method, path, id, query, body) at 2..6 and the user value table at uv,
+ * pushes three values: the URL, the escaped path without the query (for errors), and the
+ * JSON body text or nil. Nothing in an id can change the path or the query. */
+void tk_push_prepared(lua_State *L, int uv) {
   luaL_Buffer b;
-  int uv, req;
-  luaL_checkstring(L, 2); /* the method */
   size_t plen;
   const char *path = luaL_checklstring(L, 3, &plen);
   int pidx;
-  lua_settop(L, 6);
-  tk_getuservalue(L, 1);
-  uv = lua_gettop(L);
+  luaL_checkstring(L, 2); /* the method */
   if (!lua_isnil(L, 4)) { /* the id as a string, converted before the buffer starts */
     lua_pushvalue(L, 4);
     if (lua_tostring(L, -1) == NULL) luaL_argerror(L, 4, "id must be a string or an integer");
   } else {
     lua_pushnil(L);
   }
+  pidx = lua_gettop(L);
 
-  /* path with the escaped id: nothing in an id can change the path or the query */
   luaL_buffinit(L, &b);
   luaL_addlstring(&b, path, plen);
-  if (!lua_isnil(L, uv + 1)) {
+  if (!lua_isnil(L, pidx)) {
     size_t ilen;
-    const char *id = lua_tolstring(L, uv + 1, &ilen);
+    const char *id = lua_tolstring(L, pidx, &ilen);
     luaL_addchar(&b, '/');
     tk_add_escaped(&b, id, ilen);
   }
   luaL_pushresult(&b);
-  pidx = lua_gettop(L);
+  lua_replace(L, pidx); /* the path replaces the id */
   path = lua_tolstring(L, pidx, &plen);
 
-  lua_createtable(L, 0, 6);
-  req = lua_gettop(L);
-  lua_pushvalue(L, 2);
-  lua_setfield(L, req, "method");
   luaL_buffinit(L, &b);
   lua_getfield(L, uv, "base_url");
   luaL_addvalue(&b);
   luaL_addlstring(&b, path, plen);
   if (lua_type(L, 5) == LUA_TTABLE) add_query(L, &b, 5);
   luaL_pushresult(&b);
+  lua_insert(L, pidx); /* url, path */
+
+  if (lua_isnil(L, 6))
+    lua_pushnil(L);
+  else if (!tk_json_encode(L, 6))
+    luaL_error(L, "cannot encode the request body: %s", lua_tostring(L, -1));
+}
+
+/* client:_request(method, path, id, query, body) -> request, path
+ * request follows the transport contract: {method, url, headers, body, timeout,
+ * connect_timeout}; path is the escaped path without the query (for errors). */
+static int client_request(lua_State *L) {
+  tk_client *c = tk_check_client(L, 1);
+  int uv = 7, req;
+  lua_settop(L, 6);
+  tk_getuservalue(L, 1);
+  tk_push_prepared(L, uv); /* url 8, path 9, body 10 */
+
+  lua_createtable(L, 0, 6);
+  req = lua_gettop(L);
+  lua_pushvalue(L, 2);
+  lua_setfield(L, req, "method");
+  lua_pushvalue(L, 8);
   lua_setfield(L, req, "url");
+  lua_pushvalue(L, 10);
+  lua_setfield(L, req, "body");
 
   lua_createtable(L, 0, 5);
   set_header(L, uv, "authorization", "Authorization");
@@ -267,21 +284,17 @@ static int client_request(lua_State *L) {
   set_header(L, uv, "subdomain", "X-Auth-Subdomain");
   lua_pushliteral(L, "application/json");
   lua_setfield(L, -2, "Accept");
-  if (!lua_isnil(L, 6)) {
+  if (!lua_isnil(L, 10)) {
     lua_pushliteral(L, "application/json");
     lua_setfield(L, -2, "Content-Type");
   }
   lua_setfield(L, req, "headers");
 
-  if (!lua_isnil(L, 6)) {
-    if (!tk_json_encode(L, 6)) return luaL_error(L, "cannot encode the request body: %s", lua_tostring(L, -1));
-    lua_setfield(L, req, "body");
-  }
   lua_pushnumber(L, c->timeout);
   lua_setfield(L, req, "timeout");
   lua_pushnumber(L, c->connect_timeout);
   lua_setfield(L, req, "connect_timeout");
-  lua_pushvalue(L, pidx);
+  lua_pushvalue(L, 9);
   return 2;
 }
 
@@ -292,7 +305,9 @@ static int curl_global_gc(lua_State *L) {
 }
 
 void tk_client_open(lua_State *L) {
-  static const luaL_Reg methods[] = {{"close", client_close}, {"_request", client_request}, {NULL, NULL}};
+  static const luaL_Reg methods[] = {{"close", client_close},
+                                     {"_request", client_request},
+                                     {NULL, NULL}};
   static const luaL_Reg fns[] = {{"new_client", l_new_client}, {"client_state", l_client_state}, {NULL, NULL}};
   /* curl_global_init is reference counted: pair it with a cleanup when this Lua state closes. */
   curl_global_init(CURL_GLOBAL_DEFAULT);

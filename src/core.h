@@ -28,8 +28,13 @@ void tk_set_lstring(lua_State *L, const char *field, const char *value, size_t l
 void tk_set_whole(lua_State *L, const char *field, long long value);
 void tk_set_bool(lua_State *L, const char *field, int value);
 
-/* Decodes JSON text into a Lua value on the stack (1) or pushes an error message (0). */
-int tk_json_decode(lua_State *L, const char *text, size_t len);
+/* Decodes the JSON string at idx into a Lua value pushed on the stack (1), or pushes an
+ * error message (0). */
+int tk_json_decode(lua_State *L, int idx);
+/* The value of an HTTP answer: pushes value (1) or nil, err (2). body_idx: a string; headers:
+ * a table index or 0; method, path: stack indices copied into errors. */
+int tk_push_result(lua_State *L, long status, int body_idx, int headers, int want_object,
+                   int method, int path);
 /* Encodes the value at idx as JSON and pushes the text (1), or pushes an error message (0). */
 int tk_json_encode(lua_State *L, int idx);
 

@@ -41,9 +41,10 @@ static void integerize(lua_State *L, int idx) {
 }
 #endif
 
-int tk_json_decode(lua_State *L, const char *text, size_t len) {
+int tk_json_decode(lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
   lua_getfield(L, LUA_REGISTRYINDEX, DECODE_KEY);
-  lua_pushlstring(L, text, len);
+  lua_pushvalue(L, idx); /* the same string: no copy */
   if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
     if (!lua_isstring(L, -1)) {
       lua_pop(L, 1);
@@ -67,9 +68,8 @@ int tk_json_decode(lua_State *L, const char *text, size_t len) {
 
 /* core.decode(text) -> value | nil, err (kind "decode") */
 static int l_decode(lua_State *L) {
-  size_t len;
-  const char *text = luaL_checklstring(L, 1, &len);
-  if (tk_json_decode(L, text, len)) return 1;
+  luaL_checktype(L, 1, LUA_TSTRING);
+  if (tk_json_decode(L, 1)) return 1;
   {
     const char *why = lua_tostring(L, -1);
     luaL_pushfail(L);

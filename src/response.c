@@ -32,7 +32,7 @@ static const char *reason(long status) {
 
 /* Pushes the value of header `name` (any case) from the table at idx, or nil. */
 static void get_header(lua_State *L, int idx, const char *name) {
-  if (lua_type(L, idx) != LUA_TTABLE) {
+  if (idx == 0 || lua_type(L, idx) != LUA_TTABLE) {
     lua_pushnil(L);
     return;
   }
@@ -226,25 +226,34 @@ static void set_origin(lua_State *L, int method, int path) {
   lua_setfield(L, -2, "path");
 }
 
-static int http_error(lua_State *L, long status, const char *body, size_t len, int headers) {
+/* Fields every error about an answer has: status, sent, the body (truncated), the origin. */
+static void set_answer(lua_State *L, long status, const char *body, size_t len, int method,
+                       int path) {
+  tk_set_whole(L, "status", status);
+  tk_set_bool(L, "sent", 1);
+  tk_set_lstring(L, "body", body, len > TK_ERROR_BODY_MAX ? TK_ERROR_BODY_MAX : len);
+  set_origin(L, method, path);
+}
+
+static int http_error(lua_State *L, long status, int body_idx, int headers, int method,
+                      int path) {
   int err;
   double wait;
+  size_t len;
+  const char *body = lua_tolstring(L, body_idx, &len);
   char fallback[64];
   luaL_pushfail(L);
   snprintf(fallback, sizeof fallback, "HTTP %ld %s", status, reason(status));
   tk_push_error(L, "http", fallback);
   err = lua_gettop(L);
-  tk_set_whole(L, "status", status);
-  tk_set_bool(L, "sent", 1);
-  tk_set_lstring(L, "body", body, len > TK_ERROR_BODY_MAX ? TK_ERROR_BODY_MAX : len);
-  set_origin(L, 2, 3);
+  set_answer(L, status, body, len, method, path);
   wait = retry_after(L, headers);
   if (wait >= 0) {
     lua_pushnumber(L, wait);
     lua_setfield(L, err, "retry_after");
   }
   /* A JSON body may say more; an HTML page from the CDN keeps the fallback message. */
-  if (len > 0 && (body[0] == '{' || body[0] == '[') && tk_json_decode(L, body, len) &&
+  if (len > 0 && (body[0] == '{' || body[0] == '[') && tk_json_decode(L, body_idx) &&
       lua_type(L, -1) == LUA_TTABLE) {
     int decoded = lua_gettop(L);
     lua_getfield(L, decoded, "errors");
@@ -272,29 +281,12 @@ static const char *first_char(const char *s, size_t n) {
   return NULL;
 }
 
-/* core.response(response, method, path, want_object) -> value | nil, err
- * With want_object, a 2xx answer must be a JSON object: "[]" and an empty body are errors. */
-static int l_response(lua_State *L) {
-  long status;
-  size_t len = 0;
-  const char *body = "", *first, *why;
-  int headers, want_object;
+int tk_push_result(lua_State *L, long status, int body_idx, int headers, int want_object,
+                   int method, int path) {
+  size_t len;
+  const char *body = lua_tolstring(L, body_idx, &len), *first, *why;
   char msg[256];
-  luaL_checktype(L, 1, LUA_TTABLE);
-  lua_settop(L, 4);
-  want_object = lua_toboolean(L, 4);
-  lua_getfield(L, 1, "status");
-  status = (long)lua_tonumber(L, -1);
-  if (lua_type(L, -1) != LUA_TNUMBER || status < 100 || status > 599)
-    return luaL_error(L, "the transport returned a response without a valid status");
-  lua_getfield(L, 1, "body");
-  if (lua_type(L, -1) == LUA_TSTRING)
-    body = lua_tolstring(L, -1, &len);
-  else if (!lua_isnil(L, -1))
-    return luaL_error(L, "the transport returned a response whose body is not a string");
-  lua_getfield(L, 1, "headers");
-  headers = lua_gettop(L);
-  if (status < 200 || status > 299) return http_error(L, status, body, len, headers);
+  if (status < 200 || status > 299) return http_error(L, status, body_idx, headers, method, path);
   first = first_char(body, len);
   if (!want_object && (status == 204 || first == NULL)) {
     lua_pushboolean(L, 1);
@@ -302,7 +294,7 @@ static int l_response(lua_State *L) {
   }
   if (want_object && (first == NULL || *first != '{')) {
     why = "expected a JSON object in the response";
-  } else if (tk_json_decode(L, body, len)) {
+  } else if (tk_json_decode(L, body_idx)) {
     if (lua_type(L, -1) == LUA_TTABLE) return 1;
     why = "expected a JSON object or array in the response";
   } else {
@@ -311,11 +303,29 @@ static int l_response(lua_State *L) {
   }
   luaL_pushfail(L);
   tk_push_error(L, "decode", why);
-  tk_set_whole(L, "status", status);
-  tk_set_bool(L, "sent", 1);
-  tk_set_lstring(L, "body", body, len > TK_ERROR_BODY_MAX ? TK_ERROR_BODY_MAX : len);
-  set_origin(L, 2, 3);
+  set_answer(L, status, body, len, method, path);
   return 2;
+}
+
+/* core.response(response, method, path, want_object) -> value | nil, err
+ * With want_object, a 2xx answer must be a JSON object: "[]" and an empty body are errors. */
+static int l_response(lua_State *L) {
+  long status;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 4);
+  lua_getfield(L, 1, "status"); /* 5 */
+  status = (long)lua_tonumber(L, 5);
+  if (lua_type(L, 5) != LUA_TNUMBER || status < 100 || status > 599)
+    return luaL_error(L, "the transport returned a response without a valid status");
+  lua_getfield(L, 1, "body"); /* 6 */
+  if (lua_isnil(L, 6)) {
+    lua_pop(L, 1);
+    lua_pushliteral(L, "");
+  } else if (lua_type(L, 6) != LUA_TSTRING) {
+    return luaL_error(L, "the transport returned a response whose body is not a string");
+  }
+  lua_getfield(L, 1, "headers"); /* 7 */
+  return tk_push_result(L, status, 6, 7, lua_toboolean(L, 4), 2, 3);
 }
 
 void tk_response_open(lua_State *L) {

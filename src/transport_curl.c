@@ -62,6 +62,8 @@ static CURL *ensure_easy(lua_State *L, tk_client *c) {
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, c->errbuf);
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, c->verify_tls ? 1L : 0L);
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, c->verify_tls ? 2L : 0L);
+  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(c->timeout * 1000 + 0.5));
+  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(c->connect_timeout * 1000 + 0.5));
   tk_getuservalue(L, 1);
   lua_getfield(L, -1, "ca_file");
   if (lua_isstring(L, -1)) curl_easy_setopt(e, CURLOPT_CAINFO, lua_tostring(L, -1)); /* copied */
@@ -69,58 +71,41 @@ static CURL *ensure_easy(lua_State *L, tk_client *c) {
   return e;
 }
 
-static const char *field_string(lua_State *L, int t, const char *name, size_t *len, int required) {
-  const char *s;
-  lua_getfield(L, t, name);
-  s = lua_tolstring(L, -1, len);
-  if (s == NULL && (required || !lua_isnil(L, -1)))
-    luaL_error(L, "bad request table: '%s' must be a string", name);
-  lua_pop(L, 1); /* strings stay alive in the request table */
-  return s;
+/* Appends "Name: value" to the list, or raises (the list stays owned by the client). */
+static struct curl_slist *append(lua_State *L, struct curl_slist **list, const char *line) {
+  struct curl_slist *more = curl_slist_append(*list, line);
+  if (!more) luaL_error(L, "out of memory building request headers");
+  *list = more;
+  return more;
 }
 
-static long field_ms(lua_State *L, int t, const char *name, double dflt) {
-  double s;
-  lua_getfield(L, t, name);
-  s = lua_isnumber(L, -1) ? (double)lua_tonumber(L, -1) : dflt;
-  lua_pop(L, 1);
-  if (!(s > 0)) s = dflt;
-  return (long)(s * 1000 + 0.5);
+static void append_field(lua_State *L, struct curl_slist **list, int uv, const char *field,
+                         const char *name) {
+  const char *value;
+  lua_getfield(L, uv, field);
+  value = lua_tostring(L, -1);
+  if (value) append(L, list, lua_pushfstring(L, "%s: %s", name, value));
+  lua_settop(L, uv);
 }
 
-/* Builds the header list from request.headers, refusing CR, LF and NUL anywhere. */
-static void build_headers(lua_State *L, tk_client *c, int req) {
-  curl_slist_free_all(c->headers);
-  c->headers = NULL;
-  lua_getfield(L, req, "headers");
-  if (lua_type(L, -1) == LUA_TTABLE) {
-    int h = lua_gettop(L);
-    lua_pushnil(L);
-    while (lua_next(L, h)) {
-      size_t kl, vl;
-      const char *k, *v, *line;
-      struct curl_slist *more;
-      if (lua_type(L, -2) != LUA_TSTRING || !lua_isstring(L, -1))
-        luaL_error(L, "bad request table: headers must map names to strings");
-      k = lua_tolstring(L, -2, &kl);
-      v = lua_tolstring(L, -1, &vl);
-      if (strcspn(k, "\r\n:") != kl || strlen(k) != kl || strcspn(v, "\r\n") != vl ||
-          strlen(v) != vl)
-        luaL_error(L, "bad request table: header '%s' contains CR, LF or NUL", k);
-      line = lua_pushfstring(L, "%s: %s", k, v);
-      more = curl_slist_append(c->headers, line);
-      if (!more) luaL_error(L, "out of memory building request headers");
-      c->headers = more;
-      lua_pop(L, 2);
-    }
+/* The client's two header lists, built once from strings checked by new_client. */
+static void ensure_headers(lua_State *L, tk_client *c) {
+  int json, uv;
+  if (c->hdr_json) return;
+  tk_getuservalue(L, 1);
+  uv = lua_gettop(L);
+  for (json = 0; json <= 1; json++) {
+    struct curl_slist **list = json ? &c->hdr_json : &c->hdr_plain;
+    curl_slist_free_all(*list);
+    *list = NULL;
+    append_field(L, list, uv, "authorization", "Authorization");
+    append_field(L, list, uv, "user_agent", "User-Agent");
+    append_field(L, list, uv, "subdomain", "X-Auth-Subdomain");
+    append(L, list, "Accept: application/json");
+    if (json) append(L, list, "Content-Type: application/json");
+    append(L, list, "Expect:"); /* no 100-continue round trip */
   }
   lua_pop(L, 1);
-  /* No "Expect: 100-continue" round trip for large bodies. */
-  {
-    struct curl_slist *more = curl_slist_append(c->headers, "Expect:");
-    if (!more) luaL_error(L, "out of memory building request headers");
-    c->headers = more;
-  }
 }
 
 static const char *classify(CURLcode rc) {
@@ -184,18 +169,74 @@ static void push_headers(lua_State *L, const tk_membuf *head) {
   }
 }
 
-/* client:_perform(request) -> {status, headers, body} | nil, err */
-static int client_perform(lua_State *L) {
+enum { M_NONE, M_GET, M_POST, M_PUT, M_DELETE, M_OTHER };
+
+static int method_code(const char *m) {
+  if (strcmp(m, "GET") == 0) return M_GET;
+  if (strcmp(m, "POST") == 0) return M_POST;
+  if (strcmp(m, "PUT") == 0) return M_PUT;
+  if (strcmp(m, "DELETE") == 0) return M_DELETE;
+  return M_OTHER;
+}
+
+/* Sets the method options when they differ from the last request's. */
+static void set_method(CURL *e, tk_client *c, const char *method, int has_body) {
+  int code = method_code(method) * 2 + (has_body ? 1 : 0);
+  if (code == c->last_method && code != M_OTHER * 2 && code != M_OTHER * 2 + 1) return;
+  c->last_method = code;
+  if (has_body)
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+  else
+    curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+  curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST,
+                   (strcmp(method, has_body ? "POST" : "GET") == 0) ? NULL : method);
+  /* libcurl silently sends a request again when a reused connection turns out dead. For POST
+   * that could create twice; for DELETE it would hide the lost answer that makes a later 404
+   * mean "deleted". Both go on a connection of their own; GET and PUT keep the reused one. */
+  curl_easy_setopt(e, CURLOPT_FRESH_CONNECT,
+                   (code / 2 == M_POST || code / 2 == M_DELETE) ? 1L : 0L);
+}
+
+/* Pushes nil and the error of a failed transfer. */
+static int transfer_error(lua_State *L, tk_client *c, CURLcode rc, int method, int path) {
+  long sent_bytes = 0;
+  const char *kind = c->overflow ? "limit" : classify(rc);
+  curl_easy_getinfo(c->easy, CURLINFO_REQUEST_SIZE, &sent_bytes);
+  luaL_pushfail(L);
+  if (c->overflow) {
+    char msg[96];
+    snprintf(msg, sizeof msg, "the response is larger than the limit of %lu bytes",
+             (unsigned long)c->max_response);
+    tk_push_error(L, kind, msg);
+  } else {
+    tk_push_error(L, kind, c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc));
+  }
+  /* Nothing written means the server never saw the request (refused, DNS, TLS). */
+  tk_set_bool(L, "sent", strcmp(kind, "tls") != 0 && sent_bytes > 0);
+  lua_pushvalue(L, method);
+  lua_setfield(L, -2, "method");
+  lua_pushvalue(L, path);
+  lua_setfield(L, -2, "path");
+  return 2;
+}
+
+/* client:_exchange(method, path, id, query, body, want_object)
+ *   -> value, nil, status | nil, err
+ * One attempt of the built-in libcurl transport: the request is built, sent and decoded
+ * here, with no request or response table; response headers are read only for an error
+ * (Retry-After and friends). */
+static int client_exchange(lua_State *L) {
   tk_client *c = tk_check_client(L, 1);
-  size_t mlen, ulen, blen = 0;
   const char *method, *url, *body;
+  size_t blen = 0;
   CURL *e;
   CURLcode rc;
-  luaL_checktype(L, 2, LUA_TTABLE);
-  lua_settop(L, 2);
-  method = field_string(L, 2, "method", &mlen, 1);
-  url = field_string(L, 2, "url", &ulen, 1);
-  body = field_string(L, 2, "body", &blen, 0);
+  lua_settop(L, 7);
+  tk_getuservalue(L, 1);   /* 8 */
+  tk_push_prepared(L, 8);  /* url 9, path 10, body 11 */
+  method = lua_tostring(L, 2);
+  url = lua_tostring(L, 9);
+  body = lua_tolstring(L, 11, &blen);
   e = ensure_easy(L, c);
   if (!e) {
     luaL_pushfail(L);
@@ -203,65 +244,40 @@ static int client_perform(lua_State *L) {
     tk_set_bool(L, "sent", 0);
     return 2;
   }
-  build_headers(L, c, 2);
+  ensure_headers(L, c);
   curl_easy_setopt(e, CURLOPT_URL, url);
-  curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->headers);
-  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, field_ms(L, 2, "timeout", c->timeout));
-  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, field_ms(L, 2, "connect_timeout", c->connect_timeout));
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, body ? c->hdr_json : c->hdr_plain);
+  set_method(e, c, method, body != NULL);
   if (body) {
-    curl_easy_setopt(e, CURLOPT_POST, 1L);
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, body); /* alive in the request table */
-  } else {
-    curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, body); /* alive on the stack during the call */
   }
-  curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST,
-                   (strcmp(method, body ? "POST" : "GET") == 0) ? NULL : method);
-  curl_easy_setopt(e, CURLOPT_NOBODY, strcmp(method, "HEAD") == 0 ? 1L : 0L);
-  /* libcurl silently sends a request again when a reused connection turns out dead. For POST
-   * that could create twice; for DELETE it would hide the lost answer that makes a later 404
-   * mean "deleted". Both go on a connection of their own; GET and PUT keep the reused one. */
-  curl_easy_setopt(e, CURLOPT_FRESH_CONNECT,
-                   (strcmp(method, "POST") == 0 || strcmp(method, "DELETE") == 0) ? 1L : 0L);
 
   c->body.len = c->head.len = 0;
   c->overflow = 0;
   c->errbuf[0] = '\0';
   rc = curl_easy_perform(e);
-  curl_easy_setopt(e, CURLOPT_POSTFIELDS, (const char *)NULL); /* the Lua string may go */
-
-  if (rc != CURLE_OK) {
-    long sent_bytes = 0;
-    const char *kind = c->overflow ? "limit" : classify(rc);
-    curl_easy_getinfo(e, CURLINFO_REQUEST_SIZE, &sent_bytes);
-    luaL_pushfail(L);
-    if (c->overflow) {
-      char msg[96];
-      snprintf(msg, sizeof msg, "the response is larger than the limit of %lu bytes",
-               (unsigned long)c->max_response);
-      tk_push_error(L, kind, msg);
-    } else {
-      tk_push_error(L, kind, c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc));
-    }
-    /* Nothing written means the server never saw the request (refused, DNS, TLS). */
-    tk_set_bool(L, "sent", strcmp(kind, "tls") != 0 && sent_bytes > 0);
-    return 2;
-  }
+  if (body) curl_easy_setopt(e, CURLOPT_POSTFIELDS, (const char *)NULL); /* the string may go */
+  if (rc != CURLE_OK) return transfer_error(L, c, rc, 2, 10);
   {
     long status = 0;
+    int headers = 0;
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
-    lua_createtable(L, 0, 3);
-    tk_set_whole(L, "status", status);
-    push_headers(L, &c->head);
-    lua_setfield(L, -2, "headers");
-    tk_set_lstring(L, "body", c->body.data ? c->body.data : "", c->body.len);
+    lua_pushlstring(L, c->body.data ? c->body.data : "", c->body.len); /* 12 */
+    if (status < 200 || status > 299) {
+      push_headers(L, &c->head);
+      headers = lua_gettop(L);
+    }
+    if (tk_push_result(L, status, 12, headers, lua_toboolean(L, 7), 2, 10) == 2) return 2;
+    lua_pushnil(L);
+    tk_pushwhole(L, status);
+    return 3;
   }
-  return 1;
 }
 
 void tk_transport_curl_open(lua_State *L) {
   lua_getfield(L, -1, "client_methods");
-  lua_pushcfunction(L, client_perform);
-  lua_setfield(L, -2, "_perform");
+  lua_pushcfunction(L, client_exchange);
+  lua_setfield(L, -2, "_exchange");
   lua_pop(L, 1);
 }

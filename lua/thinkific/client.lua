@@ -10,12 +10,17 @@ local client_state = core.client_state
 local new_client = core.new_client
 local make_error = core.error
 local run = retry.run
+local via_transport = retry.via_transport
+local exchange = methods._exchange
 local type, pairs, getmetatable, error, tostring = type, pairs, getmetatable, error, tostring
 local math_type = math.type or function(n) -- LuaJIT: integral floats stand for integers
   return (type(n) == "number" and n == math.floor(n)) and "integer" or "float"
 end
 
 local _M = {}
+
+-- Each client's Lua-side state (also its C user value), found here without a C call.
+local states = setmetatable({}, { __mode = "k" })
 
 local DEFAULT_BASE_URL = "https://api.thinkific.com/api/v2"
 
@@ -83,6 +88,7 @@ function _M.new(opts)
     max_response_size = opts.max_response_size,
   }
   local state = client_state(client)
+  states[client] = state
   state.transport = opts.transport
   state.sleep = opts.sleep
   state.retries = opts.retries or 3
@@ -112,11 +118,17 @@ local function decode_error(message, method, path, attempts, status)
     attempts = attempts, status = status, sent = true }
 end
 
--- One API call through the retry policy. A 2xx answer must be a JSON object (a list page,
--- a webhook, an event) unless it is the answer of a DELETE.
+-- One API call through the retry policy, over the user's transport or the built-in libcurl
+-- one. A 2xx answer must be a JSON object (a list page, a webhook, an event) unless it is the
+-- answer of a DELETE.
 local function call(self, method, path, id, query, body)
-  local req, full_path = self:_request(method, path, id, query, body)
-  return run(self, client_state(self), req, method, full_path, method ~= "DELETE")
+  local state = states[self] or client_state(self)
+  local want_object = method ~= "DELETE"
+  if state.transport then
+    local req, full_path = self:_request(method, path, id, query, body)
+    return run(state, method, via_transport, state.transport, req, full_path, want_object)
+  end
+  return run(state, method, exchange, self, method, path, id, query, body, want_object)
 end
 
 local function check_fields(fields, n, fname)

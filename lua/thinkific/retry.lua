@@ -46,33 +46,31 @@ local function transport_error(terr, method, path)
   return err
 end
 
--- Runs one API call: attempts through the transport until a value, a final error, or the
--- retries run out. want_object: a 2xx answer must be a JSON object.
+-- One attempt through a transport function of the contract in API.md (request -> response):
+-- the same shape of results as the built-in libcurl attempt (client:_exchange).
+function _M.via_transport(transport, req, path, want_object)
+  local resp, terr = transport(req)
+  if not resp then return nil, transport_error(terr, req.method, path) end
+  local value, err = response(resp, req.method, path, want_object)
+  if value == nil then return nil, err end
+  return value, nil, resp.status
+end
+
+-- Runs one API call: exchange(...) makes one attempt and returns value, nil, status or
+-- nil, err; attempts go on until a value, a final error, or the retries run out.
 -- Returns value, nil, attempts, status | nil, err (err.attempts set).
-function _M.run(client, state, req, method, path, want_object)
-  local transport, sleep = state.transport, state.sleep or core.sleep
-  local retries, cap = state.retries, state.max_retry_wait
+function _M.run(state, method, exchange, ...)
+  local sleep, retries, cap = state.sleep or core.sleep, state.retries, state.max_retry_wait
   local unanswered = false
   local attempt = 0
   while true do
     attempt = attempt + 1
-    local resp, terr
-    if transport then
-      resp, terr = transport(req)
-    else
-      resp, terr = client:_perform(req)
-    end
-    local value, err
-    if resp then
-      value, err = response(resp, method, path, want_object)
-      if value ~= nil then return value, nil, attempt, resp.status end
-      -- The earlier attempt deleted it, but its answer was lost.
-      if method == "DELETE" and err.status == 404 and unanswered then
-        return true, nil, attempt, 404
-      end
-    else
-      err = transport_error(terr, method, path)
-      unanswered = true
+    local value, err, status = exchange(...)
+    if value ~= nil then return value, nil, attempt, status end
+    if err.status == nil then
+      unanswered = true -- no answer at all: the server may have acted on it
+    elseif method == "DELETE" and err.status == 404 and unanswered then
+      return true, nil, attempt, 404 -- an earlier attempt deleted it; its answer was lost
     end
     if attempt > retries or not retryable(method, err) then
       err.attempts = attempt
