@@ -15,6 +15,7 @@ local cjson = require("cjson")
 local http = require("socket.http")
 local ltn12 = require("ltn12")
 local socket = require("socket")
+local stats = dofile((arg[0]:match("^(.*)/[^/]*$") or ".") .. "/stats.lua")
 
 local USAGE = "usage: client_bench.lua BASE_URL CURL_LOOP [ROUNDS] [REQUESTS] [SECONDS] "
   .. "[SOCKET_REQUESTS] [MODE]"
@@ -168,37 +169,17 @@ c_out:close()
 os.remove(fifo)
 client:close()
 
-local function median(list)
-  local t = { table.unpack(list) }
-  table.sort(t)
-  local n = #t
-  if n % 2 == 1 then return t[(n + 1) // 2] end
-  return (t[n // 2] + t[n // 2 + 1]) / 2
-end
-
-local function range(list)
-  local lo, hi = math.huge, -math.huge
-  for _, v in ipairs(list) do
-    lo, hi = math.min(lo, v), math.max(hi, v)
-  end
-  return lo, hi
-end
-
 local medians = {}
 for _, b in ipairs(benches) do
-  local list = rates[b.key]
-  local lo, hi = range(list)
-  medians[b.key] = median(list)
-  print(string.format("row %-38s %10.0f %10.0f %10.0f  requests/s", b.label .. mode, medians[b.key], lo, hi))
+  local med, lo, hi = stats.summary(rates[b.key])
+  medians[b.key] = med
+  print(string.format("row %-38s %10.0f %10.0f %10.0f  requests/s", b.label .. mode, med, lo, hi))
 end
 
 -- Each ratio twice: the median of the per-round ratios (the verdict uses it) and the ratio of
 -- the medians.
 local function ratio_line(label, num, den, target)
-  local per_round = {}
-  for r = 1, rounds do per_round[r] = rates[num][r] / rates[den][r] end
-  local lo, hi = range(per_round)
-  local value = median(per_round)
+  local value, lo, hi = stats.summary(stats.ratios(rates[num], rates[den]))
   local verdict = ""
   if target then
     verdict = string.format(">= %.2f: %s", target, value >= target and "target met" or "target missed")

@@ -8,6 +8,7 @@
 -- decode) and a "ratio ..." line, as client_bench.lua does.
 local thinkific = require("thinkific")
 local cjson = require("cjson")
+local stats = dofile((arg[0]:match("^(.*)/[^/]*$") or ".") .. "/stats.lua")
 
 local path = assert(arg[1], "usage: decode_bench.lua FILE [ROUNDS] [ITERATIONS] [SECONDS]")
 local rounds = math.tointeger(tonumber(arg[2] or 7)) or 7
@@ -80,36 +81,17 @@ for round = 1, rounds do
     table.concat(line, ", ")))
 end
 
-local function median(list)
-  local t = { table.unpack(list) }
-  table.sort(t)
-  local n = #t
-  if n % 2 == 1 then return t[(n + 1) // 2] end
-  return (t[n // 2] + t[n // 2 + 1]) / 2
-end
-
-local function range(list)
-  local lo, hi = math.huge, -math.huge
-  for _, v in ipairs(list) do
-    lo, hi = math.min(lo, v), math.max(hi, v)
-  end
-  return lo, hi
-end
-
 local medians = {}
 for _, b in ipairs(benches) do
-  local lo, hi = range(times[b.key])
-  medians[b.key] = median(times[b.key])
-  print(string.format("row %-38s %10.3f %10.3f %10.3f  us/decode (%d bytes)", b.label, medians[b.key], lo, hi,
+  local med, lo, hi = stats.summary(times[b.key])
+  medians[b.key] = med
+  print(string.format("row %-38s %10.3f %10.3f %10.3f  us/decode (%d bytes)", b.label, med, lo, hi,
     #text))
 end
 
 -- As in client_bench.lua: the median of the per-round ratios (the verdict), then the ratio of
 -- the medians.
-local per_round = {}
-for r = 1, rounds do per_round[r] = times.thinkific[r] / times.cjson[r] end
-local lo, hi = range(per_round)
-local value = median(per_round)
+local value, lo, hi = stats.summary(stats.ratios(times.thinkific, times.cjson))
 print(string.format("ratio %-38s %8.2f %10.2f  %.2f-%.2f  <= 1.30: %s",
   tk_label .. " / cjson.decode (time)", value, medians.thinkific / medians.cjson, lo, hi,
   value <= 1.3 and "target met" or "target missed"))

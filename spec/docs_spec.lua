@@ -37,6 +37,18 @@ describe("doc/API.md", function()
     end
   end)
 
+  it("documents every router method", function()
+    local Router = getmetatable(require("thinkific").router{ secret = "x" })
+    for _, name in ipairs(public_names(Router)) do
+      if name ~= "__index" then
+        assert.is_true(documented("router:" .. name .. "[^%w_]"), "router:" .. name)
+      end
+    end
+    for _, name in ipairs(public_names(require("thinkific.router"))) do
+      assert.is_true(documented("router%." .. name .. "[^%w_]"), "router." .. name)
+    end
+  end)
+
   it("documents every function of the sandbox module", function()
     for _, name in ipairs(public_names(require("thinkific.sandbox"))) do
       assert.is_true(documented("sandbox%." .. name .. "[^%w_]"), "sandbox." .. name)

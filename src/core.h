@@ -19,6 +19,7 @@ void tk_util_open(lua_State *L);
 void tk_client_open(lua_State *L);
 void tk_transport_curl_open(lua_State *L);
 void tk_response_open(lua_State *L);
+void tk_hmac_open(lua_State *L);
 
 /* Pushes a new error table {kind = kind, message = message} with the error metatable. */
 void tk_push_error(lua_State *L, const char *kind, const char *message);

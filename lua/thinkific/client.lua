@@ -32,19 +32,7 @@ local OPTION_TYPES = {
   allow_blocking = "boolean", max_response_size = "number",
 }
 
--- Raises at the user's call: the first stack level outside this file.
-local SOURCE = debug.getinfo(1, "S").source
-local function argerror(n, fname, msg)
-  local level = 2
-  while true do
-    local info = debug.getinfo(level, "S")
-    if not info or info.source ~= SOURCE then break end
-    level = level + 1
-  end
-  local where = n == 0 and ("calling '%s' on bad self"):format(fname)
-    or ("bad argument #%d to '%s'"):format(n, fname)
-  error(("%s (%s)"):format(where, msg), level)
-end
+local argerror = require("thinkific.args").error
 
 local function callable(v)
   if type(v) == "function" then return true end

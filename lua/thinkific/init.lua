@@ -9,7 +9,10 @@ local _M = {
   encode = core.encode,
   array = core.array,
   is_error = core.is_error,
+  sign = core.sign,
+  verify = core.verify,
   new = client.new,
+  router = require("thinkific.router").new,
 }
 
 return _M

@@ -51,20 +51,8 @@ local function tls_wrap(sock, host, waiter, deadline)
   local tls, err = ssl.wrap(sock, { mode = "client", protocol = "any", verify = "none",
     options = { "all" } })
   if not tls then return nil, err end
-  tls:settimeout(0)
   if tls.sni then tls:sni(host) end
-  while true do
-    local ok, herr = tls:dohandshake()
-    if ok then return tls end
-    if herr ~= "wantread" and herr ~= "wantwrite" and herr ~= "timeout" then
-      tls:close()
-      return nil, herr
-    end
-    if not waiter:wait(tls, herr == "wantwrite" and "w" or "r", deadline) then
-      tls:close()
-      return nil, "timeout"
-    end
-  end
+  return stream_mod.handshake(tls, waiter, deadline)
 end
 
 -- opts: url, method ("GET"), headers ({Name = value}), body (string), timeout (seconds, 10),

@@ -127,20 +127,7 @@ end
 function Server:_handshake(sock)
   local tls, err = self.ssl.wrap(sock, self.tls_ctx)
   if not tls then return nil, err end
-  tls:settimeout(0)
-  local deadline = gettime() + self.handshake_timeout
-  while true do
-    local ok, herr = tls:dohandshake()
-    if ok then return tls end
-    if herr ~= "wantread" and herr ~= "wantwrite" and herr ~= "timeout" then
-      tls:close()
-      return nil, herr
-    end
-    if not self.loop:wait(tls, herr == "wantwrite" and "w" or "r", deadline) then
-      tls:close()
-      return nil, "timeout"
-    end
-  end
+  return stream_mod.handshake(tls, self.loop, gettime() + self.handshake_timeout)
 end
 
 -- After an error answer the client may still be sending: closing at once would reset the

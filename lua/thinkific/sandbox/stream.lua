@@ -139,4 +139,23 @@ function Stream:close()
   self.sock:close()
 end
 
+-- Drives the TLS handshake of a freshly wrapped LuaSec socket without blocking, waiting on
+-- `waiter` (the loop or M.blocking) until `deadline`. Returns tls, or closes it and returns
+-- nil, err ("timeout" past the deadline).
+function M.handshake(tls, waiter, deadline)
+  tls:settimeout(0)
+  while true do
+    local ok, err = tls:dohandshake()
+    if ok then return tls end
+    if not transient(err) then
+      tls:close()
+      return nil, err
+    end
+    if not waiter:wait(tls, err == "wantwrite" and "w" or "r", deadline) then
+      tls:close()
+      return nil, "timeout"
+    end
+  end
+end
+
 return M

@@ -1,0 +1,24 @@
+-- Argument errors raised at the user's call: "bad argument #n to 'name' (...)", with the
+-- position of the first stack level outside lua-thinkific's own files.
+local _M = {}
+
+local DIR = debug.getinfo(1, "S").source:match("^(@.*/)[^/]*$") or "@"
+local getinfo, error = debug.getinfo, error
+
+local function user_level()
+  local level = 3 -- 1: user_level, 2: the raising function here, 3: its caller
+  while true do
+    local info = getinfo(level, "S")
+    if not info or info.source:sub(1, #DIR) ~= DIR then return level - 1 end
+    level = level + 1
+  end
+end
+
+-- n = 0 speaks of self: "calling 'name' on bad self (...)".
+function _M.error(n, fname, msg)
+  local where = n == 0 and ("calling '%s' on bad self"):format(fname)
+    or ("bad argument #%d to '%s'"):format(n, fname)
+  error(("%s (%s)"):format(where, msg), user_level())
+end
+
+return _M

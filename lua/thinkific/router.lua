@@ -1,0 +1,295 @@
+-- The router for incoming deliveries: verifies the signature over the raw bytes, decodes the
+-- envelope, claims its id, and runs every handler registered for its topic, each protected.
+local core = require("thinkific.core")
+local lru = require("thinkific.lru")
+local argerror = require("thinkific.args").error
+
+local verify, decode, null = core.verify, core.decode, core.null
+local type, pairs, ipairs, tostring, xpcall, pcall = type, pairs, ipairs, tostring, xpcall, pcall
+local traceback, setmetatable, lower = debug.traceback, setmetatable, string.lower
+
+local _M = {}
+local Router = {}
+Router.__index = Router
+
+local OK = '{"status":"ok"}'
+local DUPLICATE = '{"status":"duplicate"}'
+local TOO_LARGE = '{"error":"body too large"}'
+local NO_SIGNATURE = '{"error":"missing signature"}'
+local BAD_SIGNATURE = '{"error":"invalid signature"}'
+local BAD_JSON = '{"error":"body is not JSON"}'
+local BAD_ENVELOPE = '{"error":"not a Thinkific event: id, resource, action and payload required"}'
+local BAD_TOPIC = '{"error":"X-Thinkific-Topic disagrees with resource.action"}'
+local STORE_FAILED = '{"error":"dedupe store failed"}'
+local HANDLER_FAILED = '{"error":"a handler failed"}'
+
+local OPTIONS = { secret = true, secrets = true, max_body = true, dedupe = true }
+
+local function whole(n)
+  return type(n) == "number" and n >= 0 and n == math.floor(n)
+end
+
+local function callable(v)
+  if type(v) == "function" then return true end
+  local mt = getmetatable(v)
+  return type(mt) == "table" and mt.__call ~= nil
+end
+
+-- Thinkific sends both spellings for one topic: "canceled" is read as "cancelled".
+local function canonical(topic)
+  return (topic:gsub("%.canceled$", ".cancelled"))
+end
+
+local function check_secrets(opts)
+  local secrets = opts.secrets
+  if opts.secret ~= nil and secrets ~= nil then
+    argerror(1, "router", "give secret or secrets, not both")
+  end
+  if opts.secret ~= nil then secrets = { opts.secret } end
+  if type(secrets) ~= "table" or #secrets == 0 then
+    argerror(1, "router", "a router needs secret = \"...\" or secrets = {\"new\", \"old\"}")
+  end
+  local list = {}
+  for i, s in ipairs(secrets) do
+    if type(s) ~= "string" or s == "" then
+      argerror(1, "router", "each secret must be a non-empty string")
+    end
+    list[i] = s
+  end
+  return list
+end
+
+local function check_store(dedupe)
+  if dedupe == nil then return lru.new(10000) end
+  if whole(dedupe) then return dedupe > 0 and lru.new(dedupe) or nil end
+  local indexable = type(dedupe) == "table" or type(dedupe) == "userdata"
+  local ok, store_like = pcall(function() return callable(dedupe.add) and callable(dedupe.delete) end)
+  if not (indexable and ok and store_like) then
+    argerror(1, "router", "dedupe must be a whole number or a store with add and delete")
+  end
+  return dedupe
+end
+
+--- router.new{ secret | secrets, max_body, dedupe } -> router
+function _M.new(opts)
+  if type(opts) ~= "table" then argerror(1, "router", "table expected, got " .. type(opts)) end
+  for k in pairs(opts) do
+    if not OPTIONS[k] then argerror(1, "router", "unknown option '" .. tostring(k) .. "'") end
+  end
+  local max_body = opts.max_body or 1048576
+  if not whole(max_body) or max_body < 1 then
+    argerror(1, "router", "max_body must be a whole number of bytes >= 1")
+  end
+  local secrets = check_secrets(opts)
+  return setmetatable({
+    secrets = #secrets == 1 and secrets[1] or secrets,
+    max_body = max_body,
+    store = check_store(opts.dedupe),
+    routes = {},      -- registrations in order
+    by_topic = {},    -- topic -> the registrations that match it, in order (a cache)
+    error_handler = nil,
+  }, Router)
+end
+
+local function check_router(self, fname)
+  if getmetatable(self) ~= Router then argerror(0, fname, "router expected: call it with ':'") end
+end
+
+local function check_topic(topic, fname)
+  if type(topic) ~= "string"
+    or not (topic == "*" or topic:match("^[%w_]+%.%*$") or topic:match("^[%w_]+%.[%w_]+$")) then
+    argerror(1, fname, "topic must be \"resource.action\", \"resource.*\" or \"*\", got "
+      .. (type(topic) == "string" and ("%q"):format(topic) or type(topic)))
+  end
+  return canonical(topic)
+end
+
+-- Value at a dotted path ("user.email") of t, or nil.
+local function at_path(t, path)
+  for key in path:gmatch("[^.]+") do
+    if type(t) ~= "table" then return nil end
+    t = t[key]
+  end
+  return t
+end
+
+-- A table filter: every path's value equals the wanted one (thinkific.null matches null).
+local function table_matcher(filter)
+  local checks = {}
+  for path, want in pairs(filter) do
+    if type(path) ~= "string" or path == "" then
+      argerror(2, "on", "filter keys must be field names or dotted paths")
+    end
+    checks[#checks + 1] = { path, want }
+  end
+  return function(event)
+    local payload = event.payload
+    for i = 1, #checks do
+      local check = checks[i]
+      if at_path(payload, check[1]) ~= check[2] then return false end
+    end
+    return true
+  end
+end
+
+--- router:on(topics, [filter], handler) -> registration
+function Router:on(topics, filter, handler)
+  check_router(self, "on")
+  if handler == nil then filter, handler = nil, filter end
+  if not callable(handler) then argerror(2, "on", "handler function expected") end
+  local list = type(topics) == "table" and topics or { topics }
+  if #list == 0 then argerror(1, "on", "at least one topic expected") end
+  local set = {}
+  for i = 1, #list do set[check_topic(list[i], "on")] = true end
+  local match
+  if type(filter) == "table" then
+    match = table_matcher(filter)
+  elseif callable(filter) then
+    match = filter
+  elseif filter ~= nil then
+    argerror(2, "on", "filter must be a table of field values or a function")
+  end
+  local route = { topics = set, match = match, handler = handler }
+  self.routes[#self.routes + 1] = route
+  self.by_topic = {}
+  return route
+end
+
+--- router:off(registration) -> true when it was registered
+function Router:off(route)
+  check_router(self, "off")
+  for i, r in ipairs(self.routes) do
+    if r == route then
+      table.remove(self.routes, i)
+      self.by_topic = {}
+      return true
+    end
+  end
+  return false
+end
+
+--- router:on_error(function(err, event, ctx)) -> router
+function Router:on_error(fn)
+  check_router(self, "on_error")
+  if fn ~= nil and not callable(fn) then argerror(1, "on_error", "function expected") end
+  self.error_handler = fn
+  return self
+end
+
+local function routes_for(self, topic)
+  local found = self.by_topic[topic]
+  if found then return found end
+  local resource = topic:match("^([^.]*)%.")
+  local wild = resource and (resource .. ".*")
+  found = {}
+  for _, r in ipairs(self.routes) do
+    local t = r.topics
+    if t[topic] or t["*"] or (wild and t[wild]) then found[#found + 1] = r end
+  end
+  self.by_topic[topic] = found
+  return found
+end
+
+local function report(self, err, event, ctx)
+  local fn = self.error_handler
+  if fn then pcall(fn, err, event, ctx) end -- an error handler that fails changes nothing
+end
+
+local function envelope_topic(event)
+  local resource, action = event.resource, event.action
+  if type(resource) ~= "string" or type(action) ~= "string" then return nil end
+  return canonical(resource .. "." .. action)
+end
+
+--- router:dispatch(event, ctx) -> ok, errs
+-- Runs the matching handlers in registration order, each protected; no signature, no dedupe.
+function Router:dispatch(event, ctx)
+  check_router(self, "dispatch")
+  if type(event) ~= "table" then argerror(1, "dispatch", "event table expected") end
+  local topic = envelope_topic(event)
+  if not topic then argerror(1, "dispatch", "event needs string resource and action") end
+  ctx = ctx or { topic = topic, headers = {} }
+  local errs
+  local routes = routes_for(self, topic)
+  for i = 1, #routes do
+    local r = routes[i]
+    local run, ok, err = true, true, nil
+    if r.match then
+      ok, err = xpcall(r.match, traceback, event, ctx)
+      run = ok and err
+    end
+    if run then ok, err = xpcall(r.handler, traceback, event, ctx) end
+    if not ok then
+      errs = errs or {}
+      errs[#errs + 1] = err
+      report(self, err, event, ctx)
+    end
+  end
+  if errs then return false, errs end
+  return true, {}
+end
+
+-- Lower-case names; a list value (OpenResty gives those for repeated headers) gives its first.
+local function header(headers, name)
+  local v = headers[name]
+  if v == nil then
+    for k, value in pairs(headers) do
+      if type(k) == "string" and lower(k) == name then
+        v = value
+        break
+      end
+    end
+  end
+  if type(v) == "table" then v = v[1] end
+  return v
+end
+
+local function valid_envelope(event)
+  if type(event) ~= "table" then return false end
+  local id = event.id
+  return (type(id) == "string" and id ~= "" or type(id) == "number")
+    and type(event.resource) == "string" and type(event.action) == "string"
+    and type(event.payload) == "table"
+end
+
+--- router:handle(raw_body, headers) -> status, body
+function Router:handle(body, headers)
+  check_router(self, "handle")
+  if type(body) ~= "string" then
+    argerror(1, "handle", "the raw body string expected (signatures are over the raw bytes), got "
+      .. type(body))
+  end
+  if headers ~= nil and type(headers) ~= "table" then
+    argerror(2, "handle", "headers table expected, got " .. type(headers))
+  end
+  headers = headers or {}
+  if #body > self.max_body then return 413, TOO_LARGE end
+  local signature = header(headers, "x-thinkific-hmac-sha256")
+  if type(signature) ~= "string" or signature == "" then return 401, NO_SIGNATURE end
+  if not verify(body, signature, self.secrets) then return 401, BAD_SIGNATURE end
+
+  local event = decode(body)
+  if event == nil or event == null then return 400, BAD_JSON end
+  if not valid_envelope(event) then return 400, BAD_ENVELOPE end
+  local topic = envelope_topic(event)
+  local said = header(headers, "x-thinkific-topic")
+  if type(said) == "string" and canonical(said) ~= topic then return 400, BAD_TOPIC end
+
+  local store, id = self.store, tostring(event.id)
+  if store then
+    -- Claimed before the handlers run: concurrent copies of one delivery run them once.
+    local new, err = store:add(id, true)
+    if not new then
+      if err ~= nil and err ~= "exists" then return 500, STORE_FAILED end
+      return 200, DUPLICATE
+    end
+  end
+  local ctx = { topic = topic, subdomain = header(headers, "x-thinkific-subdomain"),
+    headers = headers }
+  local ok = self:dispatch(event, ctx)
+  if ok then return 200, OK end
+  if store then store:delete(id) end -- so that Thinkific's next attempt runs them again
+  return 500, HANDLER_FAILED
+end
+
+return _M
