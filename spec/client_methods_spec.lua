@@ -23,17 +23,9 @@ end
 
 describe("client methods #memory", function()
   local sb, c
-
-  lazy_setup(function()
-    sb = helper.sandbox{ port = 0, api_key = KEY }
-  end)
-
-  lazy_teardown(function()
-    if sb then sb:stop() end
-  end)
+  helper.with_sandbox(function(s) sb = s end, { api_key = KEY })
 
   before_each(function()
-    assert(sb:reset())
     c = helper.client(sb)
   end)
 

@@ -19,25 +19,11 @@ end
 
 describe("errors", function()
   local sb
-
-  lazy_setup(function()
-    sb = helper.sandbox()
-  end)
-
-  lazy_teardown(function()
-    if sb then sb:stop() end
-  end)
-
-  before_each(function()
-    assert(sb:reset())
-  end)
+  helper.with_sandbox(function(s) sb = s end)
 
   -- A client whose waits are recorded, not slept.
   local function recording(opts)
-    local waits = {}
-    local o = { sleep = function(s) waits[#waits + 1] = s end }
-    for k, v in pairs(opts or {}) do o[k] = v end
-    return helper.client(sb, o), waits
+    return helper.recording(sb, opts)
   end
 
   local function requests()
@@ -428,28 +414,20 @@ describe("errors", function()
       assert.are.equal(2, #waits)
     end)
 
-    it("DELETE: dropped first, then 404 counts as deleted (fresh connection)", function()
-      local c = recording()
-      local w = assert(c:create_webhook(HOOK))
-      c = recording()
-      local path = WEBHOOKS .. "/" .. w.id
-      assert(sb:fault{ path = path, method = "DELETE", drop = true })
-      assert(sb:fault{ path = path, method = "DELETE", status = 404, body = '{"error":"Record not found."}' })
-      local ok, err = c:delete_webhook(w.id)
-      assert.is_nil(err)
-      assert.are.equal(true, ok)
-    end)
-
-    it("DELETE: dropped first, then 404 counts as deleted (kept-alive connection)", function()
-      local c = recording()
-      local w = assert(c:create_webhook(HOOK))
-      local path = WEBHOOKS .. "/" .. w.id
-      assert(sb:fault{ path = path, method = "DELETE", drop = true })
-      assert(sb:fault{ path = path, method = "DELETE", status = 404, body = '{"error":"Record not found."}' })
-      local ok, err = c:delete_webhook(w.id)
-      assert.is_nil(err)
-      assert.are.equal(true, ok)
-    end)
+    for _, connection in ipairs{ "fresh", "kept-alive" } do
+      it("DELETE: dropped first, then 404 counts as deleted (" .. connection .. " connection)", function()
+        local c = recording()
+        local w = assert(c:create_webhook(HOOK))
+        if connection == "fresh" then c = recording() end
+        local path = WEBHOOKS .. "/" .. w.id
+        assert(sb:fault{ path = path, method = "DELETE", drop = true })
+        assert(sb:fault{ path = path, method = "DELETE", status = 404,
+          body = '{"error":"Record not found."}' })
+        local ok, err = c:delete_webhook(w.id)
+        assert.is_nil(err)
+        assert.are.equal(true, ok)
+      end)
+    end
 
     it("DELETE: a 404 after an answered 503 is an error (nothing was lost)", function()
       local c = recording()

@@ -1,4 +1,5 @@
--- Shared by every spec: paths to fixtures, a sandbox per spec file, and the forced-GC pass.
+-- Shared by every spec: paths to fixtures, a sandbox per describe block, clients for it, and
+-- the forced-GC pass.
 local busted = require("busted")
 
 local helper = {}
@@ -33,6 +34,29 @@ function helper.sandbox(opts)
   return require("thinkific.sandbox").spawn(opts or { port = 0 })
 end
 
+-- Gives the enclosing describe block a sandbox of its own: spawned before the block's first
+-- test and handed to set(sb), reset before each test, stopped after the block's last test.
+-- opts: spawn options ({ port = 0 } by default), and reset = false to keep the sandbox's
+-- state from one test to the next.
+function helper.with_sandbox(set, opts)
+  local spawn, sb = { port = 0 }, nil
+  for k, v in pairs(opts or {}) do
+    if k ~= "reset" then spawn[k] = v end
+  end
+  busted.lazy_setup(function()
+    sb = helper.sandbox(spawn)
+    set(sb)
+  end)
+  busted.lazy_teardown(function()
+    if sb then sb:stop() end
+  end)
+  if not (opts and opts.reset == false) then
+    busted.before_each(function()
+      assert(sb:reset())
+    end)
+  end
+end
+
 -- A client for a sandbox, with no real waiting between retries unless asked.
 function helper.client(sb, opts)
   local thinkific = require("thinkific")
@@ -40,6 +64,14 @@ function helper.client(sb, opts)
     sleep = function() end, timeout = 10, connect_timeout = 5 }
   for k, v in pairs(opts or {}) do o[k] = v end
   return assert(thinkific.new(o))
+end
+
+-- helper.client whose waits between retries are recorded, not slept: returns client, waits.
+function helper.recording(sb, opts)
+  local waits = {}
+  local o = { sleep = function(s) waits[#waits + 1] = s end }
+  for k, v in pairs(opts or {}) do o[k] = v end
+  return helper.client(sb, o), waits
 end
 
 -- Expects fn() to raise the API's argument error "bad argument #n to 'name' (...)" (n = 0:

@@ -3,17 +3,9 @@ local helper = require("spec.helper")
 
 describe("keep-alive #memory", function()
   local sb
-
-  lazy_setup(function()
-    sb = helper.sandbox()
-  end)
-
-  lazy_teardown(function()
-    if sb then sb:stop() end
-  end)
+  helper.with_sandbox(function(s) sb = s end)
 
   before_each(function()
-    assert(sb:reset())
     -- Connections of earlier tests' clients are gone before counting starts.
     assert(helper.wait_until(function() return assert(sb:stats()).active_connections == 0 end, 5))
     assert(sb:reset_stats())

@@ -17,9 +17,9 @@ end
 
 describe("pagination", function()
   local sb, c, all
+  helper.with_sandbox(function(s) sb = s end, { reset = false })
 
   lazy_setup(function()
-    sb = helper.sandbox()
     c = helper.client(sb)
     all = {}
     for i = 1, TOTAL do
@@ -30,7 +30,6 @@ describe("pagination", function()
 
   lazy_teardown(function()
     if c then c:close() end
-    if sb then sb:stop() end
   end)
 
   after_each(function()
@@ -49,25 +48,26 @@ describe("pagination", function()
     assert.are.same(all, ids)
   end
 
-  it("webhooks{ limit = 250 } visits every webhook once, in 3 requests", function()
-    assert(sb:reset_stats())
+  -- Runs a webhooks() iterator to its end: the ids it gave, each step checked to be a webhook
+  -- (label: put before the error in the failure message).
+  local function walk(iter, label)
     local ids = {}
-    for w, err in c:webhooks{ limit = 250 } do
-      assert.is_truthy(w, tostring(err))
+    for w, err in iter do
+      assert.is_truthy(w, (label and label .. ": " or "") .. tostring(err))
       ids[#ids + 1] = w.id
     end
-    assert_all_once(ids)
+    return ids
+  end
+
+  it("webhooks{ limit = 250 } visits every webhook once, in 3 requests", function()
+    assert(sb:reset_stats())
+    assert_all_once(walk(c:webhooks{ limit = 250 }))
     assert.are.equal(3, assert(sb:stats()).requests)
   end)
 
   it("webhooks() without a limit visits every webhook once, with the server's page size", function()
     assert(sb:reset_stats())
-    local ids = {}
-    for w, err in c:webhooks() do
-      assert.is_truthy(w, tostring(err))
-      ids[#ids + 1] = w.id
-    end
-    assert_all_once(ids)
+    assert_all_once(walk(c:webhooks()))
     assert.are.equal(TOTAL // 25, assert(sb:stats()).requests)
   end)
 
@@ -105,12 +105,7 @@ describe("pagination", function()
   it("the iterator sends a string next back as next= (seen by a custom transport)", function()
     local log = {}
     local t = helper.client(sb, { transport = helper.socket_transport(log) })
-    local ids = {}
-    for w, err in t:webhooks{ limit = 250 } do
-      assert.is_truthy(w, tostring(err))
-      ids[#ids + 1] = w.id
-    end
-    assert_all_once(ids)
+    assert_all_once(walk(t:webhooks{ limit = 250 }))
     assert.are.equal(3, #log)
     local q1, q2, q3 = query_of(log[1].url), query_of(log[2].url), query_of(log[3].url)
     assert.are.same({ limit = "250" }, q1)
@@ -128,12 +123,7 @@ describe("pagination", function()
       local t = helper.client(sb, transport == "socket" and
         { transport = helper.socket_transport(log) } or nil)
       assert(sb:fault{ path = "/api/v2/webhooks", method = "GET", status = 200, body = canned })
-      local ids = {}
-      for w, err in t:webhooks{ limit = 250 } do
-        assert.is_truthy(w, transport .. ": " .. tostring(err))
-        ids[#ids + 1] = w.id
-      end
-      assert_all_once(ids)
+      assert_all_once(walk(t:webhooks{ limit = 250 }, transport))
       if transport == "socket" then
         assert.are.equal(3, #log)
         assert.are.same({ limit = "250", page = "2" }, query_of(log[2].url))
@@ -148,12 +138,7 @@ describe("pagination", function()
     text = text:gsub('"next_page":2', '"next_page":"2"')
     assert.truthy(text:find('"next_page":"2"', 1, true))
     assert(sb:fault{ path = "/api/v2/webhooks", method = "GET", status = 200, body = text })
-    local ids = {}
-    for w, err in c:webhooks{ limit = 250 } do
-      assert.is_truthy(w, tostring(err))
-      ids[#ids + 1] = w.id
-    end
-    assert_all_once(ids)
+    assert_all_once(walk(c:webhooks{ limit = 250 }))
   end)
 
   it("an error gives false, err once, then the iterator ends without more requests", function()

@@ -1,6 +1,7 @@
 -- The sandbox, over real HTTP on 127.0.0.1: Thinkific's shapes, pagination, errors, the HTTP
 -- layer, statistics, faults, TLS, the child process and the command line. Every wait is
 -- bounded (socket timeouts, polling deadlines).
+local helper = require("spec.helper")
 local socket = require("socket")
 local core = require("thinkific.core")
 local sandbox = require("thinkific.sandbox")
@@ -182,18 +183,7 @@ end
 
 describe("sandbox", function()
   local sb
-
-  setup(function()
-    sb = sandbox.spawn({ port = 0 })
-  end)
-
-  teardown(function()
-    if sb then sb:stop() end
-  end)
-
-  before_each(function()
-    assert(sb:reset())
-  end)
+  helper.with_sandbox(function(s) sb = s end)
 
   describe("tells the truth", function()
     it("creates a webhook shaped like webhook_create_201.json and the schema", function()

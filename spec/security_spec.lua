@@ -35,18 +35,7 @@ end
 
 describe("security", function()
   local sb
-
-  lazy_setup(function()
-    sb = helper.sandbox{ port = 0, api_key = SECRET }
-  end)
-
-  lazy_teardown(function()
-    if sb then sb:stop() end
-  end)
-
-  before_each(function()
-    assert(sb:reset())
-  end)
+  helper.with_sandbox(function(s) sb = s end, { api_key = SECRET })
 
   describe("ids stay one path segment #memory", function()
     for _, id in ipairs(TRICKY) do

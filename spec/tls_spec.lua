@@ -1,7 +1,6 @@
 -- https: a sandbox with a self-signed certificate made at test time. Refused by default
 -- (kind tls, never sent, never retried); accepted with ca_file or verify_tls = false.
 local helper = require("spec.helper")
-local thinkific = require("thinkific")
 
 local function sh(cmd)
   local ok = os.execute(cmd)
@@ -33,9 +32,7 @@ describe("TLS", function()
 
   describe("#memory", function()
     it("the default client refuses a self-signed certificate: kind tls, not sent, one attempt", function()
-      local waits = {}
-      local c = assert(thinkific.new{ api_key = sb.api_key, base_url = sb.url, retries = 3,
-        sleep = function(s) waits[#waits + 1] = s end, timeout = 10, connect_timeout = 5 })
+      local c, waits = helper.recording(sb, { retries = 3 })
       for _, call in ipairs{
         function() return c:list_webhooks() end,
         function() return c:create_webhook{ topic = "order.created", target_url = "https://e.com/" } end,

@@ -1,4 +1,4 @@
--- Argument errors raised at the user's call: "bad argument #n to 'name' (...)", with the
+-- Argument checks. Errors are raised at the user's call: "bad argument #n to 'name' (...)", with the
 -- position of the first stack level outside lua-thinkific's own files.
 local _M = {}
 
@@ -19,6 +19,13 @@ function _M.error(n, fname, msg)
   local where = n == 0 and ("calling '%s' on bad self"):format(fname)
     or ("bad argument #%d to '%s'"):format(n, fname)
   error(("%s (%s)"):format(where, msg), user_level())
+end
+
+-- Functions and tables with a __call metamethod.
+function _M.callable(v)
+  if type(v) == "function" then return true end
+  local mt = getmetatable(v)
+  return type(mt) == "table" and mt.__call ~= nil
 end
 
 return _M

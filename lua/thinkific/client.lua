@@ -32,13 +32,8 @@ local OPTION_TYPES = {
   allow_blocking = "boolean", max_response_size = "number",
 }
 
-local argerror = require("thinkific.args").error
-
-local function callable(v)
-  if type(v) == "function" then return true end
-  local mt = getmetatable(v)
-  return type(mt) == "table" and mt.__call ~= nil
-end
+local args = require("thinkific.args")
+local argerror, callable = args.error, args.callable
 
 local function check_options(opts)
   if type(opts) ~= "table" then argerror(1, "new", "table expected, got " .. type(opts)) end

@@ -2,7 +2,8 @@
 -- envelope, claims its id, and runs every handler registered for its topic, each protected.
 local core = require("thinkific.core")
 local lru = require("thinkific.lru")
-local argerror = require("thinkific.args").error
+local args = require("thinkific.args")
+local argerror, callable = args.error, args.callable
 
 local verify, decode, null = core.verify, core.decode, core.null
 local type, pairs, ipairs, tostring, xpcall, pcall = type, pairs, ipairs, tostring, xpcall, pcall
@@ -27,12 +28,6 @@ local OPTIONS = { secret = true, secrets = true, max_body = true, dedupe = true 
 
 local function whole(n)
   return type(n) == "number" and n >= 0 and n == math.floor(n)
-end
-
-local function callable(v)
-  if type(v) == "function" then return true end
-  local mt = getmetatable(v)
-  return type(mt) == "table" and mt.__call ~= nil
 end
 
 -- Thinkific sends both spellings for one topic: "canceled" is read as "cancelled".
