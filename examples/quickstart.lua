@@ -1,4 +1,5 @@
--- The README's demo: the whole Webhooks API against a local sandbox that this script starts.
+-- The README's demo: the whole Webhooks API against a local sandbox that this script starts,
+-- then the other direction: the sandbox delivers events to a receiver in this script.
 -- Run it with `sh scripts/demo` (or `make demo` once built).
 local thinkific = require("thinkific")
 local sandbox = require("thinkific.sandbox")
@@ -72,5 +73,55 @@ print(("invalid topic: %s"):format(tostring(invalid)))
 for _, e in ipairs(invalid.errors) do
   print(("  field %s: %s"):format(e.field, e.message))
 end
+
+-- The other direction: Thinkific calls your app. A receiver on this machine plays your server;
+-- a router checks each delivery's signature and runs the handlers of its topic.
+local router = thinkific.router{ secret = sb.secret }  -- deliveries are signed with the API key
+local handled = {}   -- topic -> id of the event handled
+router:on("enrollment.created", function(e)
+  print(("handled  %s  welcome, %s, to %s!"):format(e.id, e.payload.user.first_name,
+    e.payload.course.name))
+  handled["enrollment.created"] = e.id
+end)
+router:on("order.created", function(e)
+  print(("handled  %s  order of %d cents"):format(e.id, e.payload.amount_cents))
+  handled["order.created"] = e.id
+end)
+local server, serve_err = require("thinkific.listen").serve{ router = router,
+  host = "127.0.0.1", port = 0, log = false }
+if not server then error(serve_err) end
+
+-- Point the enrollment and order webhooks at the receiver...
+for _, w in ipairs{ created[1], created[2] } do
+  webhook, err = client:update_webhook(w.id, { topic = w.topic, target_url = server.url })
+  if not webhook then error(err) end
+  print(("updated  %s  %s now -> %s"):format(webhook.id, webhook.topic, webhook.target_url))
+end
+
+-- ...and make things happen: the sandbox records each event and POSTs it, signed, to every
+-- webhook of its topic, in the background. Serve until both were handled (10 s at most).
+local user = { id = 123457, first_name = "Aisha", last_name = "Khan", email = "aisha@example.com" }
+for _, happened in ipairs{
+  { "enrollment.created", { id = 97473, user = user, course_id = 4, percentage_completed = "0.0",
+    course = { id = 4, name = "Introduction to Webhooks" }, completed_at = thinkific.null } },
+  { "order.created", { id = 19797, user = user, amount_cents = 12900, product_id = 1,
+    product_name = "Introduction to Webhooks", coupon = thinkific.null } },
+} do
+  local topic = happened[1]
+  local triggered, trigger_err = sb:trigger(topic, happened[2])
+  if not triggered then error(trigger_err) end
+  print(("trigger  %s  %s, to %d webhook(s)"):format(triggered.event_id, topic, triggered.webhooks))
+end
+local function both_handled() return handled["enrollment.created"] and handled["order.created"] end
+if not server:run_until(both_handled, 10) then
+  error("the deliveries did not arrive in time")
+end
+server:close()
+
+-- A delivery's id is its event's id: read it back from the API.
+event, err = client:get_event(handled["enrollment.created"])
+if not event then error(err) end
+print(("event    %s  %s.%s read back: %s"):format(event.id, event.resource, event.action,
+  event.payload.user.first_name))
 
 print("done")

@@ -54,4 +54,31 @@ describe("doc/API.md", function()
       assert.is_true(documented("sandbox%." .. name .. "[^%w_]"), "sandbox." .. name)
     end
   end)
+
+  it("documents every method of a spawned sandbox", function()
+    local sb = require("thinkific.sandbox").spawn({ port = 0 })
+    local methods = getmetatable(sb).__index
+    sb:stop()
+    for _, name in ipairs(public_names(methods)) do
+      if not name:find("^__") then
+        assert.is_true(documented("sb:" .. name .. "[^%w_]"), "sb:" .. name)
+      end
+    end
+  end)
+
+  it("documents every function of the listen module and every server method", function()
+    local listen = require("thinkific.listen")
+    for _, name in ipairs(public_names(listen)) do
+      assert.is_true(documented("listen%." .. name .. "[^%w_]"), "listen." .. name)
+    end
+    local server = assert(listen.serve({ router = require("thinkific").router{ secret = "x" },
+      port = 0, log = false }))
+    local Server = getmetatable(server)
+    server:close()
+    for _, name in ipairs(public_names(Server)) do
+      if not name:find("^__") then
+        assert.is_true(documented("server:" .. name .. "[^%w_]"), "server:" .. name)
+      end
+    end
+  end)
 end)

@@ -669,7 +669,7 @@ describe("sandbox", function()
       assert.are.equal(200, (api(sb, "GET", "/events/" .. sb.seeded_events[2])))
     end)
 
-    it("list deliveries as [] for now", function()
+    it("list deliveries as [] when there are none", function()
       local _, _, body = request(sb, "GET", "/sandbox/deliveries")
       assert.are.equal("[]", body)
     end)

@@ -8,7 +8,10 @@ M.commands = {
   sign = { summary = "print the HMAC-SHA256 signature of a body" },
   verify = { summary = "check a delivery signature" },
   deliver = { summary = "POST a signed delivery to a URL" },
-  listen = { summary = "receive deliveries with a router" },
+  listen = {
+    summary = "receive deliveries with a router",
+    run = function(argv) return require("thinkific.cli.listen").main(argv) end,
+  },
   sandbox = {
     summary = "run a Thinkific-compatible API server on loopback",
     run = function(argv) return require("thinkific.sandbox.cli").main(argv) end,

@@ -21,6 +21,11 @@ local function parser()
     .. " or the API key).")
   p:option("--tls-cert", "PEM certificate file: serve https.")
   p:option("--tls-key", "PEM private key file for --tls-cert.")
+  p:option("--subdomain", "X-Thinkific-Subdomain of deliveries.", "sandbox")
+  p:option("--delivery-attempts", "Attempts per delivery, the first included.", "5")
+  p:option("--delivery-timeout", "Seconds for one delivery attempt.", "5")
+  p:option("--delivery-backoff", "Seconds before the second attempt; doubles each time.", "0.25")
+  p:option("--delivery-concurrency", "Delivery attempts in flight at once.", "32")
   p:flag("--parent-pipe", "Also stop when standard input closes.")
   return p
 end
@@ -50,11 +55,26 @@ function M.main(argv, getenv)
   if api_key == "" then return usage_error(p, "the API key must not be empty") end
   local secret = args.secret or getenv(M.ENV_SECRET)
   if secret == "" then secret = nil end
+  -- A value that is no number becomes false, which the check refuses (nil would mean: default).
+  local delivery = {
+    subdomain = args.subdomain,
+    delivery_attempts = math.tointeger(tonumber(args.delivery_attempts)) or false,
+    delivery_timeout = tonumber(args.delivery_timeout) or false,
+    delivery_backoff = tonumber(args.delivery_backoff) or false,
+    delivery_concurrency = math.tointeger(tonumber(args.delivery_concurrency)) or false,
+  }
+  local checked, why = require("thinkific.sandbox.deliveries").options(delivery)
+  if not checked then
+    return usage_error(p, "--" .. why:gsub("^(%S+)", function(name) return (name:gsub("_", "-")) end))
+  end
 
   local server_mod = require("thinkific.sandbox.server")
   local server, err = server_mod.new({
     host = args.host, port = port, api_key = api_key, secret = secret,
     tls_cert = args.tls_cert, tls_key = args.tls_key,
+    subdomain = checked.subdomain, delivery_attempts = checked.delivery_attempts,
+    delivery_timeout = checked.delivery_timeout, delivery_backoff = checked.delivery_backoff,
+    delivery_concurrency = checked.delivery_concurrency,
   })
   if not server then
     io.stderr:write("thinkific sandbox: ", err, "\n")

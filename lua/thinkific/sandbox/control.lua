@@ -1,5 +1,6 @@
 -- The control endpoints under /sandbox: no credential, loopback peers only. They steer the
--- sandbox from tests (events, faults, stats, reset) and are never counted as API traffic.
+-- sandbox from tests (events, triggers and deliveries, faults, stats, reset) and are never
+-- counted as API traffic.
 local json = require("thinkific.sandbox.json")
 local respond = require("thinkific.sandbox.respond")
 local faults_mod = require("thinkific.sandbox.faults")
@@ -77,6 +78,10 @@ routes["/sandbox/reset"] = {
 
 routes["/sandbox/deliveries"] = {
   GET = function(server) return respond.json(200, server.deliveries:json()) end,
+}
+
+routes["/sandbox/deliveries/summary"] = {
+  GET = function(server) return respond.json(200, server.deliveries:summary_json()) end,
 }
 
 routes["/sandbox/trigger"] = {

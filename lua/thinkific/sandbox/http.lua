@@ -191,12 +191,12 @@ local function date()
 end
 
 -- Writes a response. res = { status, headers = { Name = value }, body = string|nil }.
--- keep_alive: whether the connection stays open; minor: the request's HTTP minor version.
--- Returns true, or nil, err.
-function M.write_response(stream, res, keep_alive, deadline, minor)
+-- keep_alive: whether the connection stays open; minor: the request's HTTP minor version;
+-- server: the Server header ("thinkific-sandbox" by default). Returns true, or nil, err.
+function M.write_response(stream, res, keep_alive, deadline, minor, server)
   local status = res.status
   local lines = { format("HTTP/1.1 %d %s", status, M.REASONS[status] or "Status"),
-    "Date: " .. date(), "Server: thinkific-sandbox" }
+    "Date: " .. date(), "Server: " .. (server or "thinkific-sandbox") }
   local names = {}
   for name in pairs(res.headers or {}) do
     if not FRAMING[lower(name)] then names[#names + 1] = name end

@@ -1,6 +1,7 @@
 -- thinkific.sandbox: a Thinkific-compatible Webhooks API server on loopback.
 --   spawn{...}  starts one as a child process and returns an object to steer it;
 --   serve{...}  creates one in this process (the child runs exactly that).
+local socket = require("socket")
 local core = require("thinkific.core")
 local json = require("thinkific.sandbox.json")
 local httpc = require("thinkific.sandbox.httpc")
@@ -13,7 +14,15 @@ local M = {}
 local OPTIONS = {
   port = "number", host = "string", api_key = "string", secret = "string",
   tls_cert = "string", tls_key = "string", lua = "string", timeout = "number",
-  start_timeout = "number",
+  start_timeout = "number", subdomain = "string", delivery_attempts = "number",
+  delivery_timeout = "number", delivery_backoff = "number", delivery_concurrency = "number",
+}
+
+-- Options handed to the child as command-line flags (option -> flag).
+local DELIVERY_FLAGS = {
+  { "subdomain", "--subdomain" }, { "delivery_attempts", "--delivery-attempts" },
+  { "delivery_timeout", "--delivery-timeout" }, { "delivery_backoff", "--delivery-backoff" },
+  { "delivery_concurrency", "--delivery-concurrency" },
 }
 
 -- Errors of the control calls have the library's error shape (API.md).
@@ -123,19 +132,74 @@ function Sandbox:record_event(envelope)
   return v.event_id
 end
 
--- Every delivery attempt so far.
+-- Every delivery attempt so far: a list of {event_id, webhook_id, target_url, attempt,
+-- status, error, at} (status and error may be thinkific.null), or nil, err.
 function Sandbox:deliveries()
   check_running(self, "deliveries")
   return self:_call("GET", "/sandbox/deliveries")
 end
 
--- Deliveries come with the next issue.
-function Sandbox.trigger()
-  error("thinkific.sandbox: trigger is not implemented yet", 2)
+-- Records an event and delivers it to every webhook of its topic, in the background.
+--   sb:trigger(topic, payload)  payload: a table, or JSON text of an object (kept as it is)
+--   sb:trigger(envelope)        a table, or JSON text: {id?, resource, action, payload, ...}
+-- Returns { event_id = id, webhooks = n }, or nil, err.
+function Sandbox:trigger(topic, payload)
+  check_running(self, "trigger")
+  local body
+  if payload == nil and type(topic) == "table" then
+    body = topic
+  elseif payload == nil and type(topic) == "string" and topic:find("^%s*{") then
+    body = topic
+  elseif type(topic) ~= "string" then
+    error("bad argument #1 to 'trigger' (topic string or envelope expected, got "
+      .. type(topic) .. ")", 2)
+  else
+    if type(payload) == "table" then
+      local text, err = core.encode(payload)
+      if not text then error("bad argument #2 to 'trigger' (" .. tostring(err) .. ")", 2) end
+      payload = text
+    elseif type(payload) ~= "string" then
+      error("bad argument #2 to 'trigger' (payload table or JSON text expected, got "
+        .. type(payload) .. ")", 2)
+    end
+    body = '{"topic":' .. json.encode(topic) .. ',"payload":' .. payload .. "}"
+  end
+  return self:_call("POST", "/sandbox/trigger", body)
 end
 
-function Sandbox.wait_deliveries()
-  error("thinkific.sandbox: wait_deliveries is not implemented yet", 2)
+-- Counts of delivery attempts: {attempts, succeeded, failed, given_up, pending}, or nil, err.
+function Sandbox:delivery_summary()
+  check_running(self, "delivery_summary")
+  return self:_call("GET", "/sandbox/deliveries/summary")
+end
+
+-- Waits (polling, at most `timeout` seconds, default 10) until at least n delivery
+-- attempts have succeeded (a 2xx answer). Returns the list of every attempt, or nil, err
+-- (err.kind "timeout" when time ran out).
+function Sandbox:wait_deliveries(n, timeout)
+  check_running(self, "wait_deliveries")
+  if math.type(n) ~= "integer" or n < 0 then
+    error("bad argument #1 to 'wait_deliveries' (a count >= 0 expected)", 2)
+  end
+  if timeout ~= nil and (type(timeout) ~= "number" or timeout ~= timeout or timeout < 0) then
+    error("bad argument #2 to 'wait_deliveries' (seconds expected)", 2)
+  end
+  timeout = timeout or 10
+  local deadline = socket.gettime() + timeout
+  local pause = 0.005
+  while true do
+    local summary, err = self:delivery_summary()
+    if not summary then return nil, err end
+    if summary.succeeded >= n then return self:deliveries() end
+    local left = deadline - socket.gettime()
+    if left <= 0 then
+      return nil, make_error({ kind = "timeout", method = "GET", path = "/sandbox/deliveries",
+        message = string.format("sandbox: %d of %d deliveries succeeded in %g s (%d attempts, "
+          .. "%d pending)", summary.succeeded, n, timeout, summary.attempts, summary.pending) })
+    end
+    socket.sleep(math.min(pause, left))
+    pause = math.min(pause * 2, 0.05)
+  end
 end
 
 local meta = {
@@ -166,12 +230,18 @@ local function check_options(opts)
   if opts.port and (math.type(opts.port) ~= "integer" or opts.port < 0 or opts.port > 65535) then
     error("bad argument #1 to 'spawn' (port must be an integer 0..65535)", 3)
   end
+  local delivery = {}
+  for _, f in ipairs(DELIVERY_FLAGS) do delivery[f[1]] = opts[f[1]] end
+  local ok, why = require("thinkific.sandbox.deliveries").options(delivery)
+  if not ok then error("bad argument #1 to 'spawn' (" .. why .. ")", 3) end
 end
 
 -- Starts a sandbox as a child process. opts: port (0), host ("127.0.0.1"), api_key
 -- ("sandbox-key"), secret (the API key), tls_cert and tls_key (PEM files: https),
 -- lua ("lua5.4", the interpreter to run), timeout (10: seconds for each control call),
--- start_timeout (10: seconds to wait for the server to listen).
+-- start_timeout (10: seconds to wait for the server to listen), and the delivery options
+-- subdomain ("sandbox"), delivery_attempts (5), delivery_timeout (5 s), delivery_backoff
+-- (0.25 s, doubling), delivery_concurrency (32).
 -- Returns the sandbox object; raises when it cannot start, with the child's stderr.
 function M.spawn(opts)
   opts = opts or {}
@@ -182,6 +252,13 @@ function M.spawn(opts)
   if opts.tls_cert then
     for _, a in ipairs({ "--tls-cert", opts.tls_cert, "--tls-key", opts.tls_key }) do
       args[#args + 1] = a
+    end
+  end
+  for _, f in ipairs(DELIVERY_FLAGS) do
+    local v = opts[f[1]]
+    if v ~= nil then
+      args[#args + 1] = f[2]
+      args[#args + 1] = math.type(v) == "float" and string.format("%.17g", v) or tostring(v)
     end
   end
   local literals = {}

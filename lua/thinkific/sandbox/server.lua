@@ -1,17 +1,13 @@
--- The sandbox server: a listening socket, one coroutine per connection on the loop,
--- keep-alive, optional TLS, and the dispatch between the API and the control endpoints.
-local socket = require("socket")
-local loop_mod = require("thinkific.sandbox.loop")
-local stream_mod = require("thinkific.sandbox.stream")
-local http = require("thinkific.sandbox.http")
+-- The sandbox server: the HTTP server of httpd.lua (one coroutine per connection on the
+-- loop, keep-alive, optional TLS), the dispatch between the API and the control endpoints,
+-- statistics of API traffic, and the deliveries of triggered events.
+local httpd_mod = require("thinkific.sandbox.httpd")
 local api = require("thinkific.sandbox.api")
 local control = require("thinkific.sandbox.control")
 local faults_mod = require("thinkific.sandbox.faults")
 local store_mod = require("thinkific.sandbox.store")
 local deliveries_mod = require("thinkific.sandbox.deliveries")
 local respond = require("thinkific.sandbox.respond")
-
-local gettime = socket.gettime
 
 local M = {}
 
@@ -32,53 +28,41 @@ local function log_error(message)
   io.stderr:write("thinkific sandbox: ", tostring(message), "\n")
 end
 
-local function tls_context(cert, key)
-  local ok, ssl = pcall(require, "ssl")
-  if not ok then return nil, "TLS needs LuaSec (the ssl module)" end
-  local ctx, err = ssl.newcontext({
-    mode = "server", protocol = "any", certificate = cert, key = key,
-    options = { "all" },
-  })
-  if not ctx then return nil, "cannot load the TLS certificate or key: " .. tostring(err) end
-  return ctx, ssl
-end
-
 -- Creates a listening server (not running yet). opts: host, port, api_key, secret,
--- tls_cert, tls_key, max_connections, idle_timeout, limits (see http.LIMITS), on_error.
+-- tls_cert, tls_key, max_connections, idle_timeout, write_timeout, handshake_timeout,
+-- limits (see http.LIMITS), on_error, and the delivery options of deliveries.lua
+-- (delivery_attempts, delivery_timeout, delivery_backoff, delivery_concurrency, subdomain).
 -- Returns the server, or nil, message.
 function M.new(opts)
   opts = opts or {}
   local self = setmetatable({}, Server)
-  for k, v in pairs(M.DEFAULTS) do self[k] = opts[k] == nil and v or opts[k] end
+  for k, v in pairs(M.DEFAULTS) do
+    if opts[k] == nil then self[k] = v else self[k] = opts[k] end
+  end
   self.secret = opts.secret or self.api_key
-  self.limits = opts.limits or http.LIMITS
   self.on_error = opts.on_error or log_error
-  if (opts.tls_cert == nil) ~= (opts.tls_key == nil) then
-    return nil, "TLS needs both a certificate and a key"
-  end
-  if opts.tls_cert then
-    local ctx, ssl = tls_context(opts.tls_cert, opts.tls_key)
-    if not ctx then return nil, ssl end
-    self.tls_ctx, self.ssl = ctx, ssl
-  end
-  local listener, err = socket.bind(self.host, self.port, 128)
-  if not listener then
-    return nil, string.format("cannot listen on %s port %s: %s", self.host, self.port, err)
-  end
-  listener:settimeout(0)
-  self.listener = listener
-  local addr, port = listener:getsockname()
-  self.port = tonumber(port)
-  local host = addr:find(":", 1, true) and "[" .. addr .. "]" or addr
-  self.root = string.format("%s://%s:%d", self.tls_ctx and "https" or "http", host, self.port)
+  local deliveries, derr = deliveries_mod.new(self, opts)
+  if not deliveries then return nil, derr end
+  self.deliveries = deliveries
+  local httpd, err = httpd_mod.new({
+    host = self.host, port = self.port, max_connections = self.max_connections,
+    idle_timeout = self.idle_timeout, write_timeout = self.write_timeout,
+    handshake_timeout = self.handshake_timeout, limits = opts.limits,
+    tls_cert = opts.tls_cert, tls_key = opts.tls_key, on_error = self.on_error,
+    name = "thinkific-sandbox",
+    handle = function(conn, req) return self:_dispatch(conn, req) end,
+    on_close = function(conn)
+      if conn.counted then
+        self.stats.active_connections = self.stats.active_connections - 1
+      end
+    end,
+  })
+  if not httpd then return nil, err end
+  self.httpd, self.loop, self.port, self.root = httpd, httpd.loop, httpd.port, httpd.root
   self.url = self.root .. api.PREFIX
-  self.loop = loop_mod.new({ on_error = self.on_error })
   self.store = store_mod.new()
   self.faults = faults_mod.new()
-  self.deliveries = deliveries_mod.new(self)
-  self.conns, self.nconns = {}, 0
   self.stats = { requests = 0, connections = 0, active_connections = 0, peak_connections = 0 }
-  self.loop:spawn(self._accept, self)
   return self
 end
 
@@ -124,96 +108,11 @@ function Server:_dispatch(conn, req)
   return respond.error(404, "Not found")
 end
 
-function Server:_handshake(sock)
-  local tls, err = self.ssl.wrap(sock, self.tls_ctx)
-  if not tls then return nil, err end
-  return stream_mod.handshake(tls, self.loop, gettime() + self.handshake_timeout)
-end
-
--- After an error answer the client may still be sending: closing at once would reset the
--- connection and could destroy the answer before the client reads it. So: end our side,
--- then read and drop what comes, for a short, bounded while.
-local function linger(conn)
-  if not conn.sock.shutdown then return end -- TLS: no half-close
-  conn.sock:shutdown("send")
-  conn.stream:read_all(1024 * 1024, gettime() + 2)
-end
-
--- Serves one connection until it closes, idles out, or asks to close.
-function Server:_serve(conn)
-  local stream = conn.stream
-  while not self.stopping do
-    local req, status, message = http.read_request(stream, self.limits, gettime() + self.idle_timeout)
-    if not req then
-      if type(status) == "number" then
-        if http.write_response(stream, respond.error(status, message), false,
-            gettime() + self.write_timeout, 1) then
-          linger(conn)
-        end
-      end
-      return
-    end
-    local ok, res = xpcall(self._dispatch, debug.traceback, self, conn, req)
-    if not ok then
-      -- A bug of ours: say so, as a server would, and keep serving others.
-      self.on_error(res)
-      res = respond.error(500, "Internal Server Error")
-      req.keep_alive = false
-    end
-    if res.drop then return end
-    local keep = req.keep_alive and not self.stopping
-    if not http.write_response(stream, res, keep, gettime() + self.write_timeout, req.minor)
-        or not keep then
-      return
-    end
-  end
-end
-
-function Server:_connection(sock, peer)
-  local conn = { sock = sock, peer = peer, counted = false }
-  self.conns[conn] = true
-  self.nconns = self.nconns + 1
-  local ok, err = pcall(function()
-    if self.tls_ctx then
-      local tls = self:_handshake(sock)
-      if not tls then return end
-      conn.sock = tls
-    end
-    conn.stream = stream_mod.new(conn.sock, self.loop)
-    self:_serve(conn)
-  end)
-  conn.sock:close()
-  self.conns[conn] = nil
-  self.nconns = self.nconns - 1
-  if conn.counted then self.stats.active_connections = self.stats.active_connections - 1 end
-  if not ok then self.on_error(err) end
-end
-
--- Accepts connections for as long as the server runs; past max_connections a new
--- connection is closed at once.
-function Server:_accept()
-  while not self.stopping do
-    self.loop:wait(self.listener, "r")
-    while true do
-      local sock = self.listener:accept()
-      if not sock then break end
-      if self.nconns >= self.max_connections then
-        sock:close()
-      else
-        sock:settimeout(0)
-        sock:setoption("tcp-nodelay", true)
-        local peer = sock:getpeername()
-        self.loop:spawn(self._connection, self, sock, peer)
-      end
-    end
-  end
-end
-
 -- Stops the server when its standard input reaches end of file (the parent is gone).
 function Server:watch_stdin()
   local fd0 = { getfd = function() return 0 end, dirty = function() return false end }
   self.loop:spawn(function()
-    while not self.stopping do
+    while not self.httpd.stopping do
       self.loop:wait(fd0, "r")
       if io.stdin:read(1) == nil then self:stop() end
     end
@@ -222,28 +121,24 @@ end
 
 -- Runs one round of the loop (for embedding the server in another program's loop).
 function Server:step(max_wait)
-  self.loop:step(max_wait)
+  self.httpd:step(max_wait)
 end
 
 -- Serves until stop(), then closes every connection and the listening socket.
 function Server:run()
-  self.loop:run()
+  self.httpd:run()
   self:close()
 end
 
 function Server:stop()
-  self.stopping = true
-  self.loop:stop()
+  self.httpd:stop()
 end
 
+-- Closes every connection and the listening socket; deliveries still under way end.
+-- Idempotent.
 function Server:close()
-  self:stop()
-  for conn in pairs(self.conns) do conn.sock:close() end
-  self.conns, self.nconns = {}, 0
-  if self.listener then
-    self.listener:close()
-    self.listener = nil
-  end
+  self.httpd:close()
+  self.deliveries:close()
 end
 
 return M

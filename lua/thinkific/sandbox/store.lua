@@ -72,15 +72,6 @@ function Store:delete_webhook(id)
   return true
 end
 
--- Webhooks of one topic (for deliveries).
-function Store:webhooks_for(topic)
-  local out = {}
-  for _, wh in ipairs(self.webhooks) do
-    if wh.topic == topic then out[#out + 1] = wh end
-  end
-  return out
-end
-
 -- A cursor names the first webhook of the next page; that page starts at the first webhook
 -- whose id is not below it, so deleting that webhook meanwhile does not break the walk
 -- (ids grow with creation order).

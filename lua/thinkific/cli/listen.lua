@@ -1,0 +1,90 @@
+-- `thinkific listen [--host 127.0.0.1] [--port N] RULES.lua`: loads RULES.lua (a Lua file that
+-- returns a router), serves deliveries with it, prints its URL as the first line of output
+-- and one line per delivery. Nothing it prints holds a secret.
+local argparse = require("argparse")
+local callable = require("thinkific.args").callable
+
+local M = {}
+
+local function parser()
+  local p = argparse("thinkific listen",
+    "Receive Thinkific deliveries on a local HTTP server and hand them to a router.")
+  p:add_help(false)
+  p:flag("-h --help", "Show this help and exit.")
+  p:option("--host", "Address to listen on.", "127.0.0.1")
+  p:option("--port", "Port to listen on (0: any free port).", "0")
+  p:argument("rules", "A Lua file that returns a router (thinkific.router{...}).")
+  return p
+end
+
+local function usage_error(p, message)
+  io.stderr:write(p:get_usage(), "\n\nthinkific listen: ", message, "\n")
+  return 2
+end
+
+local function fail(message)
+  message = tostring(message):match("^[^\n]*")
+  io.stderr:write("thinkific listen: ", message, "\n")
+  return 1
+end
+
+-- Runs RULES.lua as dofile would. Returns the router, or nil, message.
+function M.load_rules(path)
+  local chunk, err = loadfile(path)
+  if not chunk then return nil, err end
+  local ok, router = pcall(chunk)
+  if not ok then
+    local message = tostring(router)
+    if message:sub(1, #path) ~= path then message = path .. ": " .. message end
+    return nil, message
+  end
+  local indexable = type(router) == "table" or type(router) == "userdata"
+  local found, handle = pcall(function() return router.handle end)
+  if not (indexable and found and callable(handle)) then
+    return nil, string.format("%s returned %s, not a router (end it with: return router)",
+      path, type(router))
+  end
+  return router
+end
+
+-- argv: the arguments after "listen". Returns the exit status: 0 after serving, 1 when the
+-- rules or the server fail, 2 on usage errors.
+function M.main(argv)
+  local p = parser()
+  -- --help before anything else, so that it works whatever else is (not) given.
+  for _, a in ipairs(argv) do
+    if a == "--help" or a == "-h" then
+      io.stdout:write(p:get_help(), "\n")
+      return 0
+    end
+    if a == "--" then break end
+  end
+  local ok, args = p:pparse(argv)
+  if not ok then return usage_error(p, args) end
+  local port = args.port:find("^%d+$") and tonumber(args.port)
+  if not port or port > 65535 then return usage_error(p, "--port must be a number 0..65535") end
+
+  local router, err = M.load_rules(args.rules)
+  if not router then return fail(err) end
+  local out = io.stdout
+  local server
+  server, err = require("thinkific.listen").serve({
+    router = router, host = args.host, port = port,
+    log = function(line)
+      out:write(line, "\n")
+      out:flush()
+    end,
+  })
+  if not server then return fail(err) end
+  out:write(server.url, "\n")
+  out:flush()
+  local served, why = pcall(server.run, server)
+  server:close()
+  if not served then
+    if tostring(why):find("interrupted!", 1, true) then return 0 end
+    return fail(why)
+  end
+  return 0
+end
+
+return M

@@ -1,0 +1,214 @@
+-- thinkific.listen: a local receiver of deliveries. An HTTP server (the sandbox's httpd on its
+-- loop: several connections at once, keep-alive, every wait bounded) that hands the raw body
+-- and headers of each POST to router:handle and answers its status and JSON body.
+local socket = require("socket")
+local core = require("thinkific.core")
+local args = require("thinkific.args")
+local http = require("thinkific.sandbox.http")
+local httpd_mod = require("thinkific.sandbox.httpd")
+local respond = require("thinkific.sandbox.respond")
+
+local argerror, callable = args.error, args.callable
+local gettime = socket.gettime
+local format, lower, min = string.format, string.lower, math.min
+local type, pcall, tostring, setmetatable = type, pcall, tostring, setmetatable
+
+local _M = {}
+
+local OPTIONS = {
+  router = true, host = true, port = true, log = true, max_connections = true,
+  idle_timeout = true,
+}
+
+local DEFAULT_MAX_BODY = 1048576
+
+local HEALTH = "thinkific listen: ready\n"
+
+local Server = {}
+Server.__index = Server
+
+-- Header names arrive lower-cased; looking one up in any case works (as in OpenResty).
+local HEADERS = {
+  __index = function(t, k)
+    if type(k) == "string" then
+      local l = lower(k)
+      if l ~= k then return rawget(t, l) end
+    end
+  end,
+}
+
+-- What may appear of a peer's text in a log line: no control characters, no spaces, short.
+local function clean(v)
+  if v == nil then return "-" end
+  local s = tostring(v):gsub("[^%w%._%-:*]", "?")
+  if s == "" then return "-" end
+  return s:sub(1, 80)
+end
+
+local function log_function(log)
+  if log == false then return nil end
+  if log == nil then log = io.stderr end
+  if callable(log) then return log end
+  return function(line)
+    log:write(line, "\n")
+    if log.flush then log:flush() end
+  end
+end
+
+-- Topic and event id of a delivery the router took (2xx or a handler's 500): they come from
+-- the verified envelope; otherwise from the X-Thinkific-Topic header and "-".
+local function describe(body, headers, status)
+  if status == 200 or status == 500 then
+    local ok, event = pcall(core.decode, body)
+    if ok and type(event) == "table" and type(event.resource) == "string"
+        and type(event.action) == "string" then
+      return clean(event.resource .. "." .. event.action), clean(event.id)
+    end
+  end
+  return clean(headers["x-thinkific-topic"]), "-"
+end
+
+function Server:_delivery(req)
+  local headers = setmetatable(req.headers, HEADERS)
+  local t0 = gettime()
+  local ok, status, body = pcall(self.router.handle, self.router, req.body, headers)
+  local ms = (gettime() - t0) * 1000
+  if not ok then
+    self.httpd.on_error("thinkific listen: router:handle raised: " .. tostring(status))
+    status, body = 500, '{"error":"the router failed"}'
+  elseif math.type(status) ~= "integer" or status < 200 or status > 599 then
+    self.httpd.on_error("thinkific listen: router:handle returned no HTTP status")
+    status, body = 500, '{"error":"the router failed"}'
+  end
+  if self.log then
+    local topic, id = describe(req.body, headers, status)
+    self.log(format("%s %s %d %.1f ms", topic, id, status, ms))
+  end
+  return respond.json(status, type(body) == "string" and body or "")
+end
+
+function Server:_handle(_, req)
+  if req.method == "POST" then return self:_delivery(req) end
+  if req.method == "GET" or req.method == "HEAD" then
+    if req.path ~= "/" then return respond.error(404, "Not found") end
+    local res = { status = 200, headers = { ["Content-Type"] = "text/plain; charset=utf-8" },
+      body = HEALTH }
+    if req.method == "HEAD" then res.body = "" end
+    return res
+  end
+  return respond.error(405, "Method not allowed", { Allow = "GET, HEAD, POST" })
+end
+
+local function check_open(self, name)
+  if getmetatable(self) ~= Server then argerror(0, name, "listen server expected: call it with ':'") end
+  if self.httpd.closed then
+    error(format("thinkific.listen: '%s' on a closed server", name), 3)
+  end
+end
+
+-- Runs one round of the loop: waits at most max_wait seconds (default 1) for requests.
+function Server:step(max_wait)
+  check_open(self, "step")
+  if max_wait ~= nil and type(max_wait) ~= "number" then
+    argerror(1, "step", "seconds expected, got " .. type(max_wait))
+  end
+  self.httpd:step(max_wait)
+end
+
+-- Serves until stop() (from a handler, say), then closes.
+function Server:run()
+  check_open(self, "run")
+  self.httpd:run()
+end
+
+-- Serves until predicate() is true (checked before each round) or timeout seconds (default
+-- 10) have passed. Returns true when predicate() became true, false on timeout.
+function Server:run_until(predicate, timeout)
+  check_open(self, "run_until")
+  if not callable(predicate) then argerror(1, "run_until", "function expected") end
+  if timeout ~= nil and (type(timeout) ~= "number" or timeout ~= timeout or timeout < 0) then
+    argerror(2, "run_until", "seconds expected")
+  end
+  local deadline = gettime() + (timeout or 10)
+  while true do
+    if predicate() then return true end
+    local left = deadline - gettime()
+    if left <= 0 or self.httpd.closed then return false end
+    self.httpd:step(min(left, 0.05))
+  end
+end
+
+function Server:stop()
+  self.httpd:stop()
+end
+
+-- Closes the listening socket and every connection. Idempotent.
+function Server:close()
+  if self.httpd then self.httpd:close() end
+end
+
+Server.__close = Server.close
+Server.__gc = Server.close
+Server.__name = "thinkific.listen.Server"
+Server.__tostring = function(self)
+  return "thinkific.listen.Server (" .. tostring(self.url) .. ")"
+end
+
+local function check_options(opts)
+  if type(opts) ~= "table" then argerror(1, "serve", "table expected, got " .. type(opts)) end
+  for k in pairs(opts) do
+    if not OPTIONS[k] then argerror(1, "serve", "unknown option '" .. tostring(k) .. "'") end
+  end
+  local router = opts.router
+  local ok, handles = pcall(function() return callable(router.handle) end)
+  if (type(router) ~= "table" and type(router) ~= "userdata") or not ok or not handles then
+    argerror(1, "serve", "router expected (router = thinkific.router{...})")
+  end
+  if opts.host ~= nil and type(opts.host) ~= "string" then
+    argerror(1, "serve", "host must be a string")
+  end
+  local port = opts.port
+  if port ~= nil and (math.type(port) ~= "integer" or port < 0 or port > 65535) then
+    argerror(1, "serve", "port must be an integer 0..65535")
+  end
+  local log = opts.log
+  if not (log == nil or log == false or callable(log)
+      or (type(log) == "userdata" or type(log) == "table") and log.write) then
+    argerror(1, "serve", "log must be a file, a function(line) or false")
+  end
+  local maxc = opts.max_connections
+  if maxc ~= nil and (math.type(maxc) ~= "integer" or maxc < 1 or maxc > 1000) then
+    argerror(1, "serve", "max_connections must be an integer 1..1000")
+  end
+  local idle = opts.idle_timeout
+  if idle ~= nil and (type(idle) ~= "number" or idle ~= idle or idle <= 0) then
+    argerror(1, "serve", "idle_timeout must be a positive number of seconds")
+  end
+end
+
+--- listen.serve{ router, host, port, log, max_connections, idle_timeout } -> server | nil, err
+function _M.serve(opts)
+  check_options(opts)
+  local router = opts.router
+  local limits = {}
+  for k, v in pairs(http.LIMITS) do limits[k] = v end
+  -- Bodies over the router's limit get 413 from the Content-Length, before they are read.
+  local max_body = type(router.max_body) == "number" and router.max_body or DEFAULT_MAX_BODY
+  limits.body = math.floor(max_body)
+  local self = setmetatable({ router = router, log = log_function(opts.log) }, Server)
+  local httpd, err = httpd_mod.new({
+    host = opts.host or "127.0.0.1", port = opts.port or 0,
+    max_connections = opts.max_connections or 128, idle_timeout = opts.idle_timeout or 30,
+    limits = limits, name = "thinkific-listen",
+    on_error = function(message)
+      io.stderr:write("thinkific listen: ", tostring(message), "\n")
+    end,
+    handle = function(conn, req) return self:_handle(conn, req) end,
+  })
+  if not httpd then return nil, err end
+  self.httpd, self.host, self.port = httpd, httpd.host, httpd.port
+  self.url = httpd.root .. "/"
+  return self
+end
+
+return _M
