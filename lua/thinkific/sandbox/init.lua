@@ -176,13 +176,19 @@ end
 -- Waits (polling, at most `timeout` seconds, default 10) until at least n delivery
 -- attempts have succeeded (a 2xx answer). Returns the list of every attempt, or nil, err
 -- (err.kind "timeout" when time ran out).
-function Sandbox:wait_deliveries(n, timeout)
+-- step(seconds), when given, is called instead of sleeping between polls: a script that
+-- receives in the same process passes function(dt) server:step(dt) end, so that its
+-- receiver answers while it waits.
+function Sandbox:wait_deliveries(n, timeout, step)
   check_running(self, "wait_deliveries")
   if math.type(n) ~= "integer" or n < 0 then
     error("bad argument #1 to 'wait_deliveries' (a count >= 0 expected)", 2)
   end
   if timeout ~= nil and (type(timeout) ~= "number" or timeout ~= timeout or timeout < 0) then
     error("bad argument #2 to 'wait_deliveries' (seconds expected)", 2)
+  end
+  if step ~= nil and type(step) ~= "function" then
+    error("bad argument #3 to 'wait_deliveries' (function expected)", 2)
   end
   timeout = timeout or 10
   local deadline = socket.gettime() + timeout
@@ -197,7 +203,7 @@ function Sandbox:wait_deliveries(n, timeout)
         message = string.format("sandbox: %d of %d deliveries succeeded in %g s (%d attempts, "
           .. "%d pending)", summary.succeeded, n, timeout, summary.attempts, summary.pending) })
     end
-    socket.sleep(math.min(pause, left))
+    if step then step(math.min(pause, left)) else socket.sleep(math.min(pause, left)) end
     pause = math.min(pause * 2, 0.05)
   end
 end
