@@ -5,12 +5,19 @@
 # webhook for GET /api/v2/webhooks/<anything>, compiles the plain C libcurl baseline, then runs
 #   bench/client_bench.lua  C loop vs client:get_webhook vs LuaSocket, requests/s
 #   bench/decode_bench.lua  thinkific.decode vs cjson.decode, us per decode
+#   bench/router_bench.lua  router:handle vs cjson.decode (us per event), and events/s against
+#                           @octokit/webhooks' verifyAndReceive (bench/octokit_bench.mjs) when
+#                           Node 20+ is there
 # in interleaved rounds and prints the medians, the ratios and whether each target is met.
-# Timing is never asserted: the exit status is non-zero only when something fails to run.
+# Timing is never asserted: the exit status is non-zero only when something fails to run. The
+# Node comparison is optional: without node, or when npm cannot install the version pinned in
+# bench/package.json into bench/node_modules (a benchmark-only dependency, never the library's),
+# a line says it was skipped and why.
 #
 # Environment: LUA (default lua5.4), NGINX (default /usr/sbin/nginx), CC (default cc),
-# BENCH_ROUNDS (7), and per round: BENCH_REQUESTS (8000) for each keep-alive client,
-# BENCH_SOCKET_REQUESTS (1000) for LuaSocket, BENCH_DECODES (40000) for each decoder,
+# NODE (node; empty: no Node comparison), NPM (npm), BENCH_ROUNDS (7), and per round:
+# BENCH_REQUESTS (8000) for each keep-alive client, BENCH_SOCKET_REQUESTS (1000) for
+# LuaSocket, BENCH_DECODES (40000) for each decoder, BENCH_EVENTS (20000) for each receiver,
 # BENCH_SECONDS (2: the most one measurement may take in a round),
 # BENCH_PIN (1; 0: no pinning), BENCH_CPU (the CPU to pin to; default the first allowed),
 # BENCH_ANY_CPU (0; 1: also measure the client unpinned).
@@ -23,6 +30,9 @@ ROUNDS=${BENCH_ROUNDS:-7}
 REQUESTS=${BENCH_REQUESTS:-8000}
 SOCKET_REQUESTS=${BENCH_SOCKET_REQUESTS:-1000}
 DECODES=${BENCH_DECODES:-40000}
+EVENTS=${BENCH_EVENTS:-20000}
+NODE=${NODE-node}
+NPM=${NPM:-npm}
 SECONDS_CAP=${BENCH_SECONDS:-2}
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -56,6 +66,50 @@ trap 'exit 143' TERM
 # shellcheck disable=SC2046
 $CC -std=c99 -O2 -Wall -Wextra -Werror $(pkg-config --cflags libcurl) \
   bench/curl_loop.c -o "$TMP/curl_loop" $(pkg-config --libs libcurl)
+
+# The Node side: @octokit/webhooks at the version bench/package.json pins, installed with npm
+# into bench/node_modules when it is not there yet. Sets OCTOKIT_NODE (the node to run) or
+# OCTOKIT_SKIPPED (why not). npm's own messages go to $TMP/npm.log, never to the table.
+OCTOKIT_NODE=
+OCTOKIT_SKIPPED=
+octokit_setup() {
+  if [ -z "$NODE" ]; then OCTOKIT_SKIPPED="NODE is empty"; return; fi
+  if ! command -v "$NODE" >/dev/null 2>&1; then
+    OCTOKIT_SKIPPED="$NODE not found (Node.js 20 or later is needed)"
+    return
+  fi
+  major=$("$NODE" -p 'process.versions.node.split(".")[0]' 2>/dev/null) || major=0
+  case $major in '' | *[!0-9]*) major=0 ;; esac
+  if [ "$major" -lt 20 ]; then
+    version=$("$NODE" --version 2>/dev/null) || version=unknown
+    OCTOKIT_SKIPPED="$NODE is $version: @octokit/webhooks needs Node.js 20 or later"
+    return
+  fi
+  wanted=$("$NODE" -p 'require("./bench/package.json").dependencies["@octokit/webhooks"]') || {
+    OCTOKIT_SKIPPED="bench/package.json does not name @octokit/webhooks"
+    return
+  }
+  have=$("$NODE" -p 'require("./bench/node_modules/@octokit/webhooks/package.json").version' \
+    2>/dev/null) || have=none
+  if [ "$have" != "$wanted" ]; then
+    if ! command -v "$NPM" >/dev/null 2>&1; then
+      OCTOKIT_SKIPPED="@octokit/webhooks $wanted is not in bench/node_modules and $NPM was not found"
+      return
+    fi
+    echo "bench: installing @octokit/webhooks $wanted into bench/node_modules with $NPM" >&2
+    limit=
+    if command -v timeout >/dev/null 2>&1; then limit="timeout 300"; fi
+    if ! (cd bench && $limit "$NPM" install --no-audit --no-fund --loglevel=error \
+          --fetch-timeout=30000 --fetch-retries=1) >"$TMP/npm.log" 2>&1; then
+      why=$(grep -m 2 '^npm \(ERR!\|error\)' "$TMP/npm.log" | sed 's/^npm \(ERR!\|error\) *//' |
+        tr '\n' ' ' | sed 's/ *$//')
+      OCTOKIT_SKIPPED="npm install in bench/ failed (no network?): ${why:-$(tail -n 1 "$TMP/npm.log")}"
+      return
+    fi
+  fi
+  OCTOKIT_NODE=$NODE
+}
+octokit_setup
 
 # A port that was free a moment ago: bind port 0, read it back, let go. Another process may
 # take it in between, so nginx is started up to five times.
@@ -148,6 +202,15 @@ else
 fi
 "$LUA" bench/decode_bench.lua spec/fixtures/payloads/order.created.json "$ROUNDS" "$DECODES" \
   "$SECONDS_CAP" >"$TMP/decode.out"
+# SIGPIPE ignored: a node that dies gives router_bench.lua a write error, not a dead bench.
+(
+  trap '' PIPE
+  exec "$LUA" bench/router_bench.lua spec/fixtures/payloads/order.created.json "$ROUNDS" "$EVENTS" \
+    "$SECONDS_CAP" "$OCTOKIT_NODE" "$TMP/octokit.fifo"
+) >"$TMP/router.out"
+if [ -n "$OCTOKIT_SKIPPED" ]; then
+  echo "note node comparison skipped: $OCTOKIT_SKIPPED" >>"$TMP/router.out"
+fi
 
 if grep -q '\[error\]\|\[crit\]\|\[alert\]\|\[emerg\]' "$TMP/error.log"; then
   echo "bench: nginx logged errors:" >&2
@@ -156,9 +219,10 @@ fi
 
 echo
 printf '%-38s %10s %10s %10s  %s\n' "measurement" "median" "min" "max" "unit"
-cat "$TMP/client.out" "$TMP/decode.out" | sed -n 's/^row //p'
+cat "$TMP/client.out" "$TMP/decode.out" "$TMP/router.out" | sed -n 's/^row //p'
 echo
 printf '%-38s %8s %10s  %-9s  %s\n' "ratio" "median" "of medians" "rounds" "target"
-cat "$TMP/client.out" "$TMP/decode.out" | sed -n 's/^ratio //p'
+cat "$TMP/client.out" "$TMP/decode.out" "$TMP/router.out" | sed -n 's/^ratio //p'
 echo "(median: of the per-round ratios, the verdict's figure; of medians: the ratio of the" \
   "rows' medians; rounds: the lowest and highest per-round ratio)"
+sed -n 's/^note //p' "$TMP/router.out"

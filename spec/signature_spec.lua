@@ -26,6 +26,21 @@ describe("signatures #memory", function()
     end
   end)
 
+  it("stay right across many secrets, cached and past the cache", function()
+    local path = helper.fixtures .. "/payloads/order.created.json"
+    local body = helper.read(path)
+    local first = {}
+    for i = 1, 100 do first[i] = thinkific.sign(body, "secret-" .. i) end
+    for _, i in ipairs{ 1, 2, 64, 65, 100 } do
+      assert.are.equal(openssl_hmac(path, "secret-" .. i), first[i], i)
+    end
+    for i = 100, 1, -1 do -- again, interleaved with other bodies
+      assert.are.equal(first[i], thinkific.sign(body, "secret-" .. i), i)
+      assert.are_not.equal(first[i], thinkific.sign(body .. " ", "secret-" .. i), i)
+      assert.is_true(thinkific.verify(body, first[i], { "other", "secret-" .. i }), i)
+    end
+  end)
+
   it("sign bodies with NUL bytes and empty bodies", function()
     assert.are.equal(64, #thinkific.sign("", "k"))
     assert.are_not.equal(thinkific.sign("a\0b", "k"), thinkific.sign("a\0c", "k"))

@@ -1,18 +1,103 @@
-/* Webhook signatures: lowercase hex HMAC-SHA256 of the raw body (OpenSSL's one-shot HMAC,
- * which OpenSSL 3 keeps), and a constant-time check against one or several secrets. */
+/* Webhook signatures: lowercase hex HMAC-SHA256 of the raw body, and a constant-time check
+ * against one or several secrets. OpenSSL 3's one-shot HMAC() looks up the algorithms and
+ * keys a new context on every call, which costs twice the hashing of a typical delivery; so
+ * each Lua state keeps a keyed EVP_MAC context per secret (a bounded few) and re-initialises
+ * it with the same key for each body. HMAC() remains the fallback. */
 #include <string.h>
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include "core.h"
 
 #define DIGEST_LEN 32
+#define MAX_CACHED_KEYS 64
+#define KEYS_KEY "thinkific.hmac_keys" /* registry: secret -> keyed context box */
+#define MAC_KEY "thinkific.hmac_mac"   /* registry: the fetched HMAC algorithm box */
 
-static int digest(const char *key, size_t klen, const char *body, size_t blen,
+typedef struct {
+  EVP_MAC *mac;
+} mac_box;
+
+typedef struct {
+  EVP_MAC_CTX *ctx;
+} ctx_box;
+
+static int mac_gc(lua_State *L) {
+  mac_box *b = (mac_box *)lua_touserdata(L, 1);
+  EVP_MAC_free(b->mac);
+  b->mac = NULL;
+  return 0;
+}
+
+static int ctx_gc(lua_State *L) {
+  ctx_box *b = (ctx_box *)lua_touserdata(L, 1);
+  EVP_MAC_CTX_free(b->ctx);
+  b->ctx = NULL;
+  return 0;
+}
+
+/* A context keyed with the secret at stack index key, or NULL (then HMAC() is used). */
+static EVP_MAC_CTX *keyed_context(lua_State *L, int key) {
+  EVP_MAC_CTX *ctx = NULL;
+  int top = lua_gettop(L), keys;
+  lua_getfield(L, LUA_REGISTRYINDEX, KEYS_KEY);
+  keys = lua_gettop(L);
+  lua_pushvalue(L, key);
+  lua_rawget(L, keys);
+  if (lua_type(L, -1) == LUA_TUSERDATA) {
+    ctx = ((ctx_box *)lua_touserdata(L, -1))->ctx;
+  } else {
+    lua_Integer n;
+    lua_getfield(L, keys, "n");
+    n = lua_tointeger(L, -1);
+    if (n < MAX_CACHED_KEYS) {
+      size_t klen;
+      const char *k = lua_tolstring(L, key, &klen);
+      mac_box *m;
+      ctx_box *b;
+      OSSL_PARAM params[2];
+      lua_getfield(L, LUA_REGISTRYINDEX, MAC_KEY);
+      m = (mac_box *)lua_touserdata(L, -1);
+      /* The box first, so that a Lua error can never leak the context. */
+      b = (ctx_box *)lua_newuserdatauv(L, sizeof *b, 0);
+      b->ctx = NULL;
+      lua_newtable(L);
+      lua_pushcfunction(L, ctx_gc);
+      lua_setfield(L, -2, "__gc");
+      lua_setmetatable(L, -2);
+      if (m && m->mac) b->ctx = EVP_MAC_CTX_new(m->mac);
+      params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0);
+      params[1] = OSSL_PARAM_construct_end();
+      if (b->ctx && EVP_MAC_init(b->ctx, (const unsigned char *)k, klen, params)) {
+        ctx = b->ctx;
+        lua_pushvalue(L, key);
+        lua_pushvalue(L, -2);
+        lua_rawset(L, keys); /* keys[secret] = box */
+        lua_pushinteger(L, n + 1);
+        lua_setfield(L, keys, "n");
+      }
+    }
+  }
+  lua_settop(L, top); /* a box not kept in the table is left to the GC */
+  return ctx;
+}
+
+/* HMAC-SHA256 of body with the secret at stack index key. */
+static int digest(lua_State *L, int key, const char *body, size_t blen,
                   unsigned char out[DIGEST_LEN]) {
-  unsigned int n = 0;
-  return HMAC(EVP_sha256(), key, (int)klen, (const unsigned char *)body, blen, out, &n) != NULL &&
-         n == DIGEST_LEN;
+  size_t klen, n = 0;
+  const char *k = lua_tolstring(L, key, &klen);
+  EVP_MAC_CTX *ctx = keyed_context(L, key);
+  if (ctx && EVP_MAC_init(ctx, NULL, 0, NULL) &&
+      EVP_MAC_update(ctx, (const unsigned char *)body, blen) &&
+      EVP_MAC_final(ctx, out, &n, DIGEST_LEN) && n == DIGEST_LEN)
+    return 1;
+  {
+    unsigned int len = 0;
+    return HMAC(EVP_sha256(), k, (int)klen, (const unsigned char *)body, blen, out, &len) !=
+               NULL && len == DIGEST_LEN;
+  }
 }
 
 static const char *check_secret(lua_State *L, int idx, int arg, size_t *len) {
@@ -27,11 +112,11 @@ static int l_sign(lua_State *L) {
   static const char hex[] = "0123456789abcdef";
   size_t blen, klen;
   const char *body = luaL_checklstring(L, 1, &blen);
-  const char *key = check_secret(L, 2, 2, &klen);
   unsigned char mac[DIGEST_LEN];
   char out[DIGEST_LEN * 2];
   int i;
-  if (!digest(key, klen, body, blen, mac)) return luaL_error(L, "HMAC-SHA256 failed (OpenSSL)");
+  check_secret(L, 2, 2, &klen);
+  if (!digest(L, 2, body, blen, mac)) return luaL_error(L, "HMAC-SHA256 failed (OpenSSL)");
   for (i = 0; i < DIGEST_LEN; i++) {
     out[2 * i] = hex[mac[i] >> 4];
     out[2 * i + 1] = hex[mac[i] & 15];
@@ -64,8 +149,9 @@ static int matches(lua_State *L, int idx, int arg, const char *body, size_t blen
                    const unsigned char want[DIGEST_LEN]) {
   unsigned char mac[DIGEST_LEN];
   size_t klen;
-  const char *key = check_secret(L, idx, arg, &klen);
-  if (!digest(key, klen, body, blen, mac)) luaL_error(L, "HMAC-SHA256 failed (OpenSSL)");
+  check_secret(L, idx, arg, &klen);
+  if (!digest(L, lua_absindex(L, idx), body, blen, mac))
+    luaL_error(L, "HMAC-SHA256 failed (OpenSSL)");
   return CRYPTO_memcmp(mac, want, DIGEST_LEN) == 0;
 }
 
@@ -99,5 +185,15 @@ static int l_verify(lua_State *L) {
 
 void tk_hmac_open(lua_State *L) {
   static const luaL_Reg fns[] = {{"sign", l_sign}, {"verify", l_verify}, {NULL, NULL}};
+  mac_box *m = (mac_box *)lua_newuserdatauv(L, sizeof *m, 0);
+  m->mac = NULL;
+  lua_newtable(L);
+  lua_pushcfunction(L, mac_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  m->mac = EVP_MAC_fetch(NULL, "HMAC", NULL); /* NULL: every digest goes through HMAC() */
+  lua_setfield(L, LUA_REGISTRYINDEX, MAC_KEY);
+  lua_newtable(L);
+  lua_setfield(L, LUA_REGISTRYINDEX, KEYS_KEY);
   luaL_setfuncs(L, fns, 0);
 }

@@ -7,7 +7,7 @@ local argerror, callable = args.error, args.callable
 
 local verify, decode, null = core.verify, core.decode, core.null
 local type, pairs, ipairs, tostring, xpcall, pcall = type, pairs, ipairs, tostring, xpcall, pcall
-local traceback, setmetatable, lower = debug.traceback, setmetatable, string.lower
+local traceback, setmetatable, lower, find = debug.traceback, setmetatable, string.lower, string.find
 
 local _M = {}
 local Router = {}
@@ -32,6 +32,7 @@ end
 
 -- Thinkific sends both spellings for one topic: "canceled" is read as "cancelled".
 local function canonical(topic)
+  if not find(topic, "canceled", 1, true) then return topic end -- the common case: no copy
   return (topic:gsub("%.canceled$", ".cancelled"))
 end
 
@@ -196,24 +197,19 @@ local function envelope_topic(event)
   return canonical(resource .. "." .. action)
 end
 
---- router:dispatch(event, ctx) -> ok, errs
--- Runs the matching handlers in registration order, each protected; no signature, no dedupe.
-function Router:dispatch(event, ctx)
-  check_router(self, "dispatch")
-  if type(event) ~= "table" then argerror(1, "dispatch", "event table expected") end
-  local topic = envelope_topic(event)
-  if not topic then argerror(1, "dispatch", "event needs string resource and action") end
-  ctx = ctx or { topic = topic, headers = {} }
+-- Runs the handlers of topic in registration order, each protected; each failure goes to
+-- on_error. Returns true, or false and the error messages.
+local function run(self, event, topic, ctx)
   local errs
   local routes = routes_for(self, topic)
   for i = 1, #routes do
     local r = routes[i]
-    local run, ok, err = true, true, nil
+    local wanted, ok, err = true, true, nil
     if r.match then
       ok, err = xpcall(r.match, traceback, event, ctx)
-      run = ok and err
+      wanted = ok and err
     end
-    if run then ok, err = xpcall(r.handler, traceback, event, ctx) end
+    if wanted then ok, err = xpcall(r.handler, traceback, event, ctx) end
     if not ok then
       errs = errs or {}
       errs[#errs + 1] = err
@@ -221,7 +217,18 @@ function Router:dispatch(event, ctx)
     end
   end
   if errs then return false, errs end
-  return true, {}
+  return true
+end
+
+--- router:dispatch(event, ctx) -> ok, errs
+-- The handlers of a decoded event: no signature, no dedupe.
+function Router:dispatch(event, ctx)
+  check_router(self, "dispatch")
+  if type(event) ~= "table" then argerror(1, "dispatch", "event table expected") end
+  local topic = envelope_topic(event)
+  if not topic then argerror(1, "dispatch", "event needs string resource and action") end
+  local ok, errs = run(self, event, topic, ctx or { topic = topic, headers = {} })
+  return ok, errs or {}
 end
 
 -- Lower-case names; a list value (OpenResty gives those for repeated headers) gives its first.
@@ -268,7 +275,9 @@ function Router:handle(body, headers)
   if not valid_envelope(event) then return 400, BAD_ENVELOPE end
   local topic = envelope_topic(event)
   local said = header(headers, "x-thinkific-topic")
-  if type(said) == "string" and canonical(said) ~= topic then return 400, BAD_TOPIC end
+  if type(said) == "string" and said ~= topic and canonical(said) ~= topic then
+    return 400, BAD_TOPIC
+  end
 
   local store, id = self.store, tostring(event.id)
   if store then
@@ -281,8 +290,7 @@ function Router:handle(body, headers)
   end
   local ctx = { topic = topic, subdomain = header(headers, "x-thinkific-subdomain"),
     headers = headers }
-  local ok = self:dispatch(event, ctx)
-  if ok then return 200, OK end
+  if run(self, event, topic, ctx) then return 200, OK end
   if store then store:delete(id) end -- so that Thinkific's next attempt runs them again
   return 500, HANDLER_FAILED
 end
