@@ -2,7 +2,6 @@
 -- loop: several connections at once, keep-alive, every wait bounded) that hands the raw body
 -- and headers of each POST to router:handle and answers its status and JSON body.
 local socket = require("socket")
-local core = require("thinkific.core")
 local args = require("thinkific.args")
 local http = require("thinkific.sandbox.http")
 local httpd_mod = require("thinkific.sandbox.httpd")
@@ -55,15 +54,12 @@ local function log_function(log)
   end
 end
 
--- Topic and event id of a delivery the router took (2xx or a handler's 500): they come from
--- the verified envelope; otherwise from the X-Thinkific-Topic header and "-".
-local function describe(body, headers, status)
-  if status == 200 or status == 500 then
-    local ok, event = pcall(core.decode, body)
-    if ok and type(event) == "table" and type(event.resource) == "string"
-        and type(event.action) == "string" then
-      return clean(event.resource .. "." .. event.action), clean(event.id)
-    end
+-- Topic and event id of a delivery: from the envelope the router verified and decoded, else
+-- from the X-Thinkific-Topic header and "-".
+local function describe(event, headers)
+  if type(event) == "table" and type(event.resource) == "string"
+      and type(event.action) == "string" then
+    return clean(event.resource .. "." .. event.action), clean(event.id)
   end
   return clean(headers["x-thinkific-topic"]), "-"
 end
@@ -71,7 +67,7 @@ end
 function Server:_delivery(req)
   local headers = setmetatable(req.headers, HEADERS)
   local t0 = gettime()
-  local ok, status, body = pcall(self.router.handle, self.router, req.body, headers)
+  local ok, status, body, event = pcall(self.router.handle, self.router, req.body, headers)
   local ms = (gettime() - t0) * 1000
   if not ok then
     self.httpd.on_error("thinkific listen: router:handle raised: " .. tostring(status))
@@ -81,7 +77,7 @@ function Server:_delivery(req)
     status, body = 500, '{"error":"the router failed"}'
   end
   if self.log then
-    local topic, id = describe(req.body, headers, status)
+    local topic, id = describe(event, headers)
     self.log(format("%s %s %d %.1f ms", topic, id, status, ms))
   end
   return respond.json(status, type(body) == "string" and body or "")

@@ -254,7 +254,8 @@ local function valid_envelope(event)
     and type(event.payload) == "table"
 end
 
---- router:handle(raw_body, headers) -> status, body
+--- router:handle(raw_body, headers) -> status, body, event
+-- event: the decoded envelope, once the signature and its shape were checked (for logs).
 function Router:handle(body, headers)
   check_router(self, "handle")
   if type(body) ~= "string" then
@@ -276,7 +277,7 @@ function Router:handle(body, headers)
   local topic = envelope_topic(event)
   local said = header(headers, "x-thinkific-topic")
   if type(said) == "string" and said ~= topic and canonical(said) ~= topic then
-    return 400, BAD_TOPIC
+    return 400, BAD_TOPIC, event
   end
 
   local store, id = self.store, tostring(event.id)
@@ -284,15 +285,15 @@ function Router:handle(body, headers)
     -- Claimed before the handlers run: concurrent copies of one delivery run them once.
     local new, err = store:add(id, true)
     if not new then
-      if err ~= nil and err ~= "exists" then return 500, STORE_FAILED end
-      return 200, DUPLICATE
+      if err ~= nil and err ~= "exists" then return 500, STORE_FAILED, event end
+      return 200, DUPLICATE, event
     end
   end
   local ctx = { topic = topic, subdomain = header(headers, "x-thinkific-subdomain"),
     headers = headers }
-  if run(self, event, topic, ctx) then return 200, OK end
+  if run(self, event, topic, ctx) then return 200, OK, event end
   if store then store:delete(id) end -- so that Thinkific's next attempt runs them again
-  return 500, HANDLER_FAILED
+  return 500, HANDLER_FAILED, event
 end
 
 return _M
