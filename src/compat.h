@@ -6,11 +6,14 @@
 #include <lauxlib.h>
 
 #if LUA_VERSION_NUM < 502
+#ifndef LUA_OK
 #define LUA_OK 0
+#endif
 #define lua_rawlen(L, i) lua_objlen((L), (i))
-#define luaL_setfuncs(L, l, n) tk_setfuncs((L), (l), (n))
 #define lua_absindex(L, i) \
   (((i) > 0 || (i) <= LUA_REGISTRYINDEX) ? (i) : lua_gettop(L) + (i) + 1)
+#ifndef luaL_newlib /* PUC Lua 5.1; LuaJIT 2.1 has these three */
+#define luaL_setfuncs(L, l, n) tk_setfuncs((L), (l), (n))
 #define luaL_setmetatable(L, tname) (luaL_getmetatable((L), (tname)), lua_setmetatable((L), -2))
 #define luaL_newlib(L, l) (lua_newtable(L), luaL_setfuncs((L), (l), 0))
 static inline void tk_setfuncs(lua_State *L, const luaL_Reg *l, int nup) {
@@ -23,6 +26,7 @@ static inline void tk_setfuncs(lua_State *L, const luaL_Reg *l, int nup) {
   }
   lua_pop(L, nup);
 }
+#endif
 #endif
 
 #if LUA_VERSION_NUM < 503

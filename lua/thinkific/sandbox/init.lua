@@ -272,8 +272,11 @@ function M.spawn(opts)
   local code = string.format('os.exit(require("thinkific.sandbox.cli").main({%s}), true)',
     table.concat(literals, ","))
   -- The credentials go through the environment, never the command line (ps shows that).
+  -- The child is Lua 5.4: it gets this process's module paths when this is Lua 5.4 too;
+  -- from another interpreter (LuaJIT) it inherits LUA_PATH_5_4 and LUA_CPATH_5_4 as set.
+  local same = _VERSION == "Lua 5.4"
   local env = {
-    LUA_PATH_5_4 = package.path, LUA_CPATH_5_4 = package.cpath,
+    LUA_PATH_5_4 = same and package.path or nil, LUA_CPATH_5_4 = same and package.cpath or nil,
     LUA_INIT = false, LUA_INIT_5_4 = false,
     [cli.ENV_API_KEY] = api_key, [cli.ENV_SECRET] = opts.secret or false,
   }
