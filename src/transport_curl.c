@@ -264,6 +264,10 @@ static int client_exchange(lua_State *L) {
     int headers = 0;
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
     lua_pushlstring(L, c->body.data ? c->body.data : "", c->body.len); /* 12 */
+    if (c->body.cap > 1024 * 1024) { /* one large answer should not stay for the client's life */
+      free(c->body.data);
+      memset(&c->body, 0, sizeof c->body);
+    }
     if (status < 200 || status > 299) {
       push_headers(L, &c->head);
       headers = lua_gettop(L);
