@@ -8,6 +8,8 @@
 #   bench/router_bench.lua  router:handle vs cjson.decode (us per event), and events/s against
 #                           @octokit/webhooks' verifyAndReceive (bench/octokit_bench.mjs) when
 #                           Node 20+ is there
+#   bench/receiver.sh       wrk against thinkific.ngx.serve in nginx, nginx's return 200 and
+#                           octokit's node middleware (needs make luajit and nginx's Lua module)
 # in interleaved rounds and prints the medians, the ratios and whether each target is met.
 # Timing is never asserted: the exit status is non-zero only when something fails to run. The
 # Node comparison is optional: without node, or when npm cannot install the version pinned in
@@ -226,3 +228,7 @@ cat "$TMP/client.out" "$TMP/decode.out" "$TMP/router.out" | sed -n 's/^ratio //p
 echo "(median: of the per-round ratios, the verdict's figure; of medians: the ratio of the" \
   "rows' medians; rounds: the lowest and highest per-round ratio)"
 sed -n 's/^note //p' "$TMP/router.out"
+
+# The receivers under wrk: thinkific.ngx against nginx's return 200 (and octokit's middleware).
+echo
+sh bench/receiver.sh

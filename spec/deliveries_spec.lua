@@ -104,7 +104,7 @@ describe("sandbox deliveries", function()
       assert.are.equal("string", type(env.tenant_id))
       assert.matches("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.%d%d%dZ$", env.created_at)
       assert.truthy(req.body:find(',"payload":' .. ORDER .. "}", 1, true), req.body)
-      assert.are.equal("integer", math.type(env.payload.amount_cents))
+      assert.are.equal("integer", helper.number_type(env.payload.amount_cents))
       assert.matches('^{"id":"%d+","resource":"order","action":"created","tenant_id":"%d+",'
         .. '"created_at":"[^"]+","payload":{', req.body)
 
@@ -273,9 +273,10 @@ describe("sandbox deliveries", function()
     setup(function()
       dir = os.tmpname()
       os.remove(dir)
-      assert(os.execute("mkdir -m 700 " .. dir))
-      assert(os.execute(string.format("openssl req -x509 -newkey rsa:2048 -nodes -days 1 "
-        .. "-subj /CN=localhost -keyout %s/key.pem -out %s/cert.pem >/dev/null 2>&1", dir, dir)))
+      assert.are.equal(0, helper.execute("mkdir -m 700 " .. dir))
+      assert.are.equal(0, helper.execute(string.format("openssl req -x509 -newkey rsa:2048 "
+        .. "-nodes -days 1 -subj /CN=localhost -keyout %s/key.pem -out %s/cert.pem >/dev/null 2>&1",
+        dir, dir)))
     end)
 
     teardown(function()
@@ -423,12 +424,13 @@ describe("delivery options", function()
   local process = require("thinkific.sandbox.process")
   local REPO = (debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "spec") .. "/.."
 
+  -- The command is Lua 5.4 whatever runs the specs.
   local function run(args)
+    local path, cpath = helper.lua54_paths()
     local cmd = string.format("LUA_PATH_5_4=%s LUA_CPATH_5_4=%s timeout 20 lua5.4 %s/bin/thinkific "
-      .. "sandbox %s </dev/null >/dev/null 2>&1", process.quote(package.path),
-      process.quote(package.cpath), REPO, args)
-    local _, _, code = os.execute(cmd)
-    return code
+      .. "sandbox %s </dev/null >/dev/null 2>&1", process.quote(path), process.quote(cpath),
+      REPO, args)
+    return helper.execute(cmd)
   end
 
   it("are checked by spawn (raise) and the command (exit 2)", function()

@@ -66,6 +66,16 @@ describe("doc/API.md", function()
     end
   end)
 
+  it("documents every function of thinkific.ngx (which loads outside nginx)", function()
+    local tngx = require("thinkific.ngx")
+    for _, name in ipairs(public_names(tngx)) do
+      assert.is_true(documented("thinkific%.ngx%." .. name .. "[^%w_]"), "thinkific.ngx." .. name)
+    end
+    for _, name in ipairs({ "add", "delete" }) do
+      assert.is_true(documented("store:" .. name .. "[^%w_]"), "store:" .. name)
+    end
+  end)
+
   it("documents every function of the listen module and every server method", function()
     local listen = require("thinkific.listen")
     for _, name in ipairs(public_names(listen)) do

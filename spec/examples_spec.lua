@@ -1,6 +1,6 @@
--- Every example runs end to end as a child process (lua5.4, the same module paths as this
--- run), against the sandbox it starts itself, within a time limit; its exit status and the
--- lines that matter are checked.
+-- Every example runs end to end as a child process (lua5.4, this tree's modules and Lua 5.4
+-- build, whatever runs the specs), against the sandbox it starts itself, within a time limit;
+-- its exit status and the lines that matter are checked.
 local helper = require("spec.helper")
 
 local ROOT = helper.fixtures .. "/../.."
@@ -12,17 +12,13 @@ end
 
 -- Runs examples/<name>.lua; returns its output (stdout and stderr) and exit status.
 local function run(name)
-  local command = table.concat({
+  local path, cpath = helper.lua54_paths()
+  return helper.capture(table.concat({
     "cd", quote(ROOT), "&&",
     "env -u LUA_INIT -u LUA_INIT_5_4",
-    "LUA_PATH_5_4=" .. quote(package.path), "LUA_CPATH_5_4=" .. quote(package.cpath),
+    "LUA_PATH_5_4=" .. quote(path), "LUA_CPATH_5_4=" .. quote(cpath),
     "timeout -k 5", tostring(LIMIT), "lua5.4", quote("examples/" .. name .. ".lua"), "2>&1",
-  }, " ")
-  local pipe = assert(io.popen(command, "r"))
-  local output = pipe:read("a")
-  local _, how, status = pipe:close()
-  if how == "signal" then status = 128 + status end
-  return output, status
+  }, " "))
 end
 
 local function lines(text)

@@ -29,6 +29,59 @@ if os.getenv("THINKIFIC_FORCE_GC") then
   end)
 end
 
+-- The specs run under Lua 5.4 (make test-lua54) and LuaJIT 2.1 (make test-luajit); these
+-- few helpers say the same thing under both.
+
+-- Is v an integer? Lua 5.4: of the integer subtype. LuaJIT, which has no integers: a whole
+-- number (use it where the test is about the value; tests about the subtype are #lua54).
+function helper.is_integer(v)
+  if math.type then return math.type(v) == "integer" end
+  return type(v) == "number" and v % 1 == 0
+end
+
+-- math.type(v) under Lua 5.4; under LuaJIT "integer" for a whole number, "float" otherwise.
+function helper.number_type(v)
+  if type(v) ~= "number" then return nil end
+  return helper.is_integer(v) and "integer" or "float"
+end
+
+-- Module paths for a Lua 5.4 child process (the sandbox, bin/thinkific, the examples):
+-- this process's own under Lua 5.4; under LuaJIT, whose paths would load the LuaJIT core
+-- into Lua 5.4, the LUA_PATH_5_4 and LUA_CPATH_5_4 this process inherited (the Makefile
+-- sets them). Returns path, cpath.
+function helper.lua54_paths()
+  if _VERSION == "Lua 5.4" then return package.path, package.cpath end
+  local path, cpath = os.getenv("LUA_PATH_5_4"), os.getenv("LUA_CPATH_5_4")
+  assert(path and cpath, "LUA_PATH_5_4 and LUA_CPATH_5_4 must be set for Lua 5.4 child "
+    .. "processes (make test-luajit sets them)")
+  return path, cpath
+end
+
+-- Runs a shell command; returns its exit status (128 + n when killed by signal n). Lua 5.4's
+-- os.execute gives true|nil, "exit"|"signal", n; LuaJIT's (without 5.2 compatibility) the
+-- raw wait status.
+function helper.execute(command)
+  local ok, how, n = os.execute(command)
+  if type(ok) == "number" then
+    if ok % 256 == 0 then return math.floor(ok / 256) end
+    return 128 + ok % 128
+  end
+  if how == "signal" then return 128 + n end
+  return n
+end
+
+-- Runs a shell command and reads its standard output to the end; returns the output and the
+-- exit status (128 + n when killed by signal n). The shell prints the status after the
+-- output, since LuaJIT's pipe:close() does not give it.
+function helper.capture(command)
+  local pipe = assert(io.popen("(" .. command .. "); printf '\\n%s\\n' \"$?\"", "r"))
+  local text = pipe:read("a")
+  pipe:close()
+  local output, status = text:match("^(.*)\n(%d+)\n$")
+  assert(output, "no exit status in: " .. text)
+  return output, tonumber(status)
+end
+
 -- A sandbox child process for the current spec file; stopped by the caller's teardown.
 function helper.sandbox(opts)
   return require("thinkific.sandbox").spawn(opts or { port = 0 })

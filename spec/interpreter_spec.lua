@@ -1,11 +1,45 @@
+-- Each run asserts the interpreter it was meant for and the core it loads: make test-lua54
+-- sets THINKIFIC_SPEC_LUA=5.4, make test-luajit THINKIFIC_SPEC_LUA=luajit (unset: 5.4, the
+-- project's interpreter). A run under another interpreter (busted's default Lua 5.1, or LuaJIT
+-- where Lua 5.4 was meant) fails here instead of passing quietly.
+local helper = require("spec.helper")
+
+local RUNS = {
+  ["5.4"] = { build = "/build/5.4/thinkific/core.so" },
+  luajit = { build = "/build/luajit/thinkific/core.so" },
+}
+
+local WANT = os.getenv("THINKIFIC_SPEC_LUA") or "5.4"
+
 describe("the spec run", function()
-  it("runs under Lua 5.4 (not busted's default interpreter)", function()
-    assert.are.equal("Lua 5.4", _VERSION)
-    assert.are.equal("integer", math.type(1))
+  it("knows which interpreter it is meant for (THINKIFIC_SPEC_LUA)", function()
+    assert.is_table(RUNS[WANT], "THINKIFIC_SPEC_LUA must be 5.4 or luajit, got " .. WANT)
   end)
 
-  it("loads thinkific.core from this tree's build", function()
+  it("runs under that interpreter (not busted's default Lua 5.1)", function()
+    if WANT == "luajit" then
+      assert.are.equal("table", type(jit), "LuaJIT expected, got " .. _VERSION)
+      assert.matches("^LuaJIT 2%.1", jit.version)
+      assert.are.equal("Lua 5.1", _VERSION)
+    else
+      assert.are.equal("Lua 5.4", _VERSION)
+      assert.is_nil(rawget(_G, "jit"))
+      assert.are.equal("integer", math.type(1))
+    end
+  end)
+
+  it("loads thinkific.core from this tree's build for that interpreter", function()
+    assert.is_table(RUNS[WANT], "THINKIFIC_SPEC_LUA must be 5.4 or luajit, got " .. WANT)
     local path = package.searchpath("thinkific.core", package.cpath)
-    assert.truthy(path and path:find("build/5.4/thinkific/core.so", 1, true), path)
+    assert.truthy(path and path:find(RUNS[WANT].build, 1, true), path)
+    assert.are.equal("function", type(require("thinkific.core").decode))
+  end)
+
+  it("gives Lua 5.4 child processes this tree's modules and its Lua 5.4 build", function()
+    local path, cpath = helper.lua54_paths()
+    local core = package.searchpath("thinkific.core", cpath)
+    assert.truthy(core and core:find(RUNS["5.4"].build, 1, true), core)
+    local init = package.searchpath("thinkific.sandbox", path)
+    assert.truthy(init and init:find("/lua/thinkific/sandbox/init.lua", 1, true), init)
   end)
 end)

@@ -1,6 +1,7 @@
 /* The thinkific.Client userdata: its options, the requests it builds, and its lifetime.
  * Strings (base URL, credential, user agent) live in the userdata's user value table, so
  * nothing here is malloc'd; the libcurl state is released by one idempotent close. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -225,11 +226,23 @@ void tk_push_prepared(lua_State *L, int uv) {
   const char *path = luaL_checklstring(L, 3, &plen);
   int pidx;
   luaL_checkstring(L, 2); /* the method */
-  if (!lua_isnil(L, 4)) { /* the id as a string, converted before the buffer starts */
-    lua_pushvalue(L, 4);
-    if (lua_tostring(L, -1) == NULL) luaL_argerror(L, 4, "id must be a string or an integer");
-  } else {
+  if (lua_type(L, 4) == LUA_TNUMBER) {
+    /* Every digit: lua_tostring would print LuaJIT's 15+ digit numbers with an exponent. */
+    lua_Number n = lua_tonumber(L, 4);
+    char num[32];
+    if (lua_isinteger(L, 4))
+      snprintf(num, sizeof num, "%lld", (long long)lua_tointeger(L, 4));
+    else if (n == floor(n) && fabs(n) <= 9007199254740992.0)
+      snprintf(num, sizeof num, "%.0f", (double)n);
+    else
+      luaL_argerror(L, 4, "id must be a string or an integer");
+    lua_pushstring(L, num);
+  } else if (lua_type(L, 4) == LUA_TSTRING) {
+    lua_pushvalue(L, 4); /* converted before the buffer starts */
+  } else if (lua_isnil(L, 4)) {
     lua_pushnil(L);
+  } else {
+    luaL_argerror(L, 4, "id must be a string or an integer");
   }
   pidx = lua_gettop(L);
 

@@ -13,8 +13,10 @@ local run = retry.run
 local via_transport = retry.via_transport
 local exchange = methods._exchange
 local type, pairs, getmetatable, error, tostring = type, pairs, getmetatable, error, tostring
-local math_type = math.type or function(n) -- LuaJIT: integral floats stand for integers
-  return (type(n) == "number" and n == math.floor(n)) and "integer" or "float"
+-- LuaJIT: whole numbers that are exact doubles (within +-2^53, not inf or NaN) stand for integers.
+local math_type = math.type or function(n)
+  return (type(n) == "number" and n % 1 == 0 and n >= -2 ^ 53 and n <= 2 ^ 53) and "integer"
+    or "float"
 end
 
 local _M = {}
@@ -74,6 +76,12 @@ function _M.new(opts)
   states[client] = state
   state.transport = opts.transport
   state.sleep = opts.sleep
+  -- Under nginx, waits between retries must not block the worker either: with a transport
+  -- (thinkific.ngx.transport), ngx.sleep unless another sleep was given.
+  local ngx = rawget(_G, "ngx")
+  if not state.sleep and opts.transport and type(ngx) == "table" and type(ngx.sleep) == "function" then
+    state.sleep = ngx.sleep
+  end
   state.retries = opts.retries or 3
   state.max_retry_wait = opts.max_retry_wait or 60
   return client

@@ -12,6 +12,10 @@ local gettime = socket.gettime
 local format, lower, min = string.format, string.lower, math.min
 local type, pcall, tostring, setmetatable = type, pcall, tostring, setmetatable
 
+-- An integer: of the integer subtype where Lua has one, else a whole number (LuaJIT).
+local is_integer = math.type and function(v) return math.type(v) == "integer" end
+  or function(v) return type(v) == "number" and v % 1 == 0 end
+
 local _M = {}
 
 local OPTIONS = {
@@ -72,7 +76,7 @@ function Server:_delivery(req)
   if not ok then
     self.httpd.on_error("thinkific listen: router:handle raised: " .. tostring(status))
     status, body = 500, '{"error":"the router failed"}'
-  elseif math.type(status) ~= "integer" or status < 200 or status > 599 then
+  elseif not is_integer(status) or status < 200 or status > 599 then
     self.httpd.on_error("thinkific listen: router:handle returned no HTTP status")
     status, body = 500, '{"error":"the router failed"}'
   end
@@ -164,7 +168,7 @@ local function check_options(opts)
     argerror(1, "serve", "host must be a string")
   end
   local port = opts.port
-  if port ~= nil and (math.type(port) ~= "integer" or port < 0 or port > 65535) then
+  if port ~= nil and (not is_integer(port) or port < 0 or port > 65535) then
     argerror(1, "serve", "port must be an integer 0..65535")
   end
   local log = opts.log
@@ -173,7 +177,7 @@ local function check_options(opts)
     argerror(1, "serve", "log must be a file, a function(line) or false")
   end
   local maxc = opts.max_connections
-  if maxc ~= nil and (math.type(maxc) ~= "integer" or maxc < 1 or maxc > 1000) then
+  if maxc ~= nil and (not is_integer(maxc) or maxc < 1 or maxc > 1000) then
     argerror(1, "serve", "max_connections must be an integer 1..1000")
   end
   local idle = opts.idle_timeout

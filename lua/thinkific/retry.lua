@@ -11,6 +11,7 @@ local random, min, max = math.random, math.min, math.max
 local _M = {}
 
 local function retryable(method, err)
+  if err.retryable == false then return false end -- a transport's word: it would fail the same way
   local kind = err.kind
   if kind == "http" then
     if err.status == 429 then return true end

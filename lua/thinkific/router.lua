@@ -246,6 +246,15 @@ local function header(headers, name)
   return v
 end
 
+-- The dedupe key of an id: its text, every digit of a whole number kept (LuaJIT's tostring
+-- keeps 14 significant digits, so distinct 15- and 16-digit ids would share one key).
+local function id_key(id)
+  if type(id) == "number" and id % 1 == 0 and id >= -2 ^ 53 and id <= 2 ^ 53 then
+    return ("%d"):format(id)
+  end
+  return tostring(id)
+end
+
 local function valid_envelope(event)
   if type(event) ~= "table" then return false end
   local id = event.id
@@ -280,7 +289,7 @@ function Router:handle(body, headers)
     return 400, BAD_TOPIC, event
   end
 
-  local store, id = self.store, tostring(event.id)
+  local store, id = self.store, id_key(event.id)
   if store then
     -- Claimed before the handlers run: concurrent copies of one delivery run them once.
     local new, err = store:add(id, true)

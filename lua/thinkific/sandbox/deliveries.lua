@@ -12,6 +12,7 @@ local core = require("thinkific.core")
 local json = require("thinkific.sandbox.json")
 local ids = require("thinkific.sandbox.ids")
 local httpc = require("thinkific.sandbox.httpc")
+local options = require("thinkific.sandbox.options")
 
 local concat = table.concat
 
@@ -21,20 +22,16 @@ M.KEYS = { "event_id", "webhook_id", "target_url", "attempt", "status", "error",
 
 M.SUMMARY_KEYS = { "attempts", "succeeded", "failed", "given_up", "pending" }
 
--- Server options (server.new / spawn / the command line) and their defaults.
-M.DEFAULTS = {
-  delivery_attempts = 5,      -- attempts per delivery, the first one included
-  delivery_timeout = 5,       -- seconds for one attempt: connect, send, answer
-  delivery_backoff = 0.25,    -- seconds before the second attempt; doubles each time
-  delivery_concurrency = 32,  -- attempts in flight at once
-  subdomain = "sandbox",      -- X-Thinkific-Subdomain
-}
+-- Server options (server.new / spawn / the command line), their defaults and their check:
+-- options.lua, which spawn loads without this module.
+M.DEFAULTS = options.DEFAULTS
+M.options = options.check
 
 -- The tenant the sandbox's envelopes name (as the seeded sample events do).
 M.TENANT_ID = "3"
 
 -- The longest single wait between attempts, whatever the backoff doubles to.
-local MAX_WAIT = 3600
+local MAX_WAIT = options.MAX_WAIT
 
 -- The attempt list keeps the latest this many attempts (the counts keep counting).
 local MAX_RECORDS = 100000
@@ -43,32 +40,6 @@ local MAX_RECORDS = 100000
 local MAX_ANSWER = 1024 * 1024
 
 local USER_AGENT = "Thinkific-Webhooks (lua-thinkific sandbox " .. require("thinkific.version") .. ")"
-
--- Checks the delivery options. Returns the settings, or nil, message.
-function M.options(opts)
-  local o = {}
-  for k, v in pairs(M.DEFAULTS) do
-    if opts[k] == nil then o[k] = v else o[k] = opts[k] end
-  end
-  local function whole(v, lo, hi) return math.type(v) == "integer" and v >= lo and v <= hi end
-  local function number(v, lo, hi) return type(v) == "number" and v >= lo and v <= hi end
-  if not whole(o.delivery_attempts, 1, 100) then
-    return nil, "delivery_attempts must be an integer 1..100"
-  end
-  if not number(o.delivery_timeout, 0.001, 600) then
-    return nil, "delivery_timeout must be a number of seconds, 0.001..600"
-  end
-  if not number(o.delivery_backoff, 0, MAX_WAIT) then
-    return nil, "delivery_backoff must be a number of seconds, 0.." .. MAX_WAIT
-  end
-  if not whole(o.delivery_concurrency, 1, 512) then
-    return nil, "delivery_concurrency must be an integer 1..512"
-  end
-  if type(o.subdomain) ~= "string" or not o.subdomain:find("^[%w%-]+$") or #o.subdomain > 63 then
-    return nil, "subdomain must be letters, digits and hyphens"
-  end
-  return o
-end
 
 local Deliveries = {}
 Deliveries.__index = Deliveries

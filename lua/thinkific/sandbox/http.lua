@@ -59,7 +59,8 @@ local function read_headers(stream, limits, deadline)
       return nil, 431, "Request header fields too large"
     end
     local name, value = match(line, "^([%w!#$%%&'*+%-.^_`|~]+):[ \t]*(.-)[ \t]*$")
-    if not name or find(value, "[\0-\8\10-\31\127]") then
+    -- NUL apart: a pattern cannot hold one in LuaJIT (httpc runs there too).
+    if not name or find(value, "[\1-\8\10-\31\127]") or find(value, "\0", 1, true) then
       return nil, 400, "Malformed header field"
     end
     name = lower(name)

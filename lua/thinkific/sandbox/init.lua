@@ -1,6 +1,8 @@
 -- thinkific.sandbox: a Thinkific-compatible Webhooks API server on loopback.
 --   spawn{...}  starts one as a child process and returns an object to steer it;
 --   serve{...}  creates one in this process (the child runs exactly that).
+-- This side (spawn and the sandbox object) is portable Lua, for a parent in Lua 5.4 or LuaJIT;
+-- the server itself is Lua 5.4 and is loaded only by serve.
 local socket = require("socket")
 local core = require("thinkific.core")
 local json = require("thinkific.sandbox.json")
@@ -8,6 +10,9 @@ local httpc = require("thinkific.sandbox.httpc")
 local process = require("thinkific.sandbox.process")
 local fixtures = require("thinkific.sandbox.fixtures")
 local cli = require("thinkific.sandbox.cli")
+local options = require("thinkific.sandbox.options")
+
+local is_integer = options.is_integer
 
 local M = {}
 
@@ -181,7 +186,7 @@ end
 -- receiver answers while it waits.
 function Sandbox:wait_deliveries(n, timeout, step)
   check_running(self, "wait_deliveries")
-  if math.type(n) ~= "integer" or n < 0 then
+  if not is_integer(n) or n < 0 then
     error("bad argument #1 to 'wait_deliveries' (a count >= 0 expected)", 2)
   end
   if timeout ~= nil and (type(timeout) ~= "number" or timeout ~= timeout or timeout < 0) then
@@ -233,12 +238,12 @@ local function check_options(opts)
   if (opts.tls_cert == nil) ~= (opts.tls_key == nil) then
     error("bad argument #1 to 'spawn' (tls_cert and tls_key go together)", 3)
   end
-  if opts.port and (math.type(opts.port) ~= "integer" or opts.port < 0 or opts.port > 65535) then
+  if opts.port and (not is_integer(opts.port) or opts.port < 0 or opts.port > 65535) then
     error("bad argument #1 to 'spawn' (port must be an integer 0..65535)", 3)
   end
   local delivery = {}
   for _, f in ipairs(DELIVERY_FLAGS) do delivery[f[1]] = opts[f[1]] end
-  local ok, why = require("thinkific.sandbox.deliveries").options(delivery)
+  local ok, why = options.check(delivery)
   if not ok then error("bad argument #1 to 'spawn' (" .. why .. ")", 3) end
 end
 
@@ -264,7 +269,7 @@ function M.spawn(opts)
     local v = opts[f[1]]
     if v ~= nil then
       args[#args + 1] = f[2]
-      args[#args + 1] = math.type(v) == "float" and string.format("%.17g", v) or tostring(v)
+      args[#args + 1] = type(v) == "number" and string.format("%.17g", v) or v
     end
   end
   local literals = {}
@@ -301,11 +306,12 @@ function M.spawn(opts)
     api_key = api_key,
     secret = opts.secret or api_key,
     pid = child:getpid(),
-    seeded_events = { table.unpack(fixtures.ids) },
+    seeded_events = {},
     timeout = opts.timeout or 10,
     _process = child,
   }, meta)
   self.port = tonumber(self.root:match(":(%d+)$"))
+  for i, id in ipairs(fixtures.ids) do self.seeded_events[i] = id end
   return self
 end
 

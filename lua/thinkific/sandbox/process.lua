@@ -37,7 +37,9 @@ function M.alive(pid)
     return state ~= "Z" and state ~= "X"
   end
   if HAS_PROC then return false end
-  return os.execute("kill -0 " .. pid .. " 2>/dev/null") == true
+  -- Lua 5.4 answers true; LuaJIT (no 5.2 compatibility) the wait status, 0 for success.
+  local ok = os.execute("kill -0 " .. pid .. " 2>/dev/null")
+  return ok == true or ok == 0
 end
 
 -- Waits up to `seconds` for the process to end. Returns true when it has.

@@ -1,0 +1,49 @@
+-- The sandbox's delivery options and their check, shared by spawn (in the parent process,
+-- which may be LuaJIT), the command line and the server. Portable Lua: no server module is
+-- loaded to check an option.
+local M = {}
+
+-- Server options (server.new / spawn / the command line) and their defaults.
+M.DEFAULTS = {
+  delivery_attempts = 5,      -- attempts per delivery, the first one included
+  delivery_timeout = 5,       -- seconds for one attempt: connect, send, answer
+  delivery_backoff = 0.25,    -- seconds before the second attempt; doubles each time
+  delivery_concurrency = 32,  -- attempts in flight at once
+  subdomain = "sandbox",      -- X-Thinkific-Subdomain
+}
+
+-- The longest single wait between attempts, whatever the backoff doubles to.
+M.MAX_WAIT = 3600
+
+-- An integer: of the integer subtype where Lua has one, else a whole number (LuaJIT).
+local is_integer = math.type and function(v) return math.type(v) == "integer" end
+  or function(v) return type(v) == "number" and v % 1 == 0 end
+M.is_integer = is_integer
+
+-- Checks the delivery options. Returns the settings, or nil, message.
+function M.check(opts)
+  local o = {}
+  for k, v in pairs(M.DEFAULTS) do
+    if opts[k] == nil then o[k] = v else o[k] = opts[k] end
+  end
+  local function whole(v, lo, hi) return is_integer(v) and v >= lo and v <= hi end
+  local function number(v, lo, hi) return type(v) == "number" and v >= lo and v <= hi end
+  if not whole(o.delivery_attempts, 1, 100) then
+    return nil, "delivery_attempts must be an integer 1..100"
+  end
+  if not number(o.delivery_timeout, 0.001, 600) then
+    return nil, "delivery_timeout must be a number of seconds, 0.001..600"
+  end
+  if not number(o.delivery_backoff, 0, M.MAX_WAIT) then
+    return nil, "delivery_backoff must be a number of seconds, 0.." .. M.MAX_WAIT
+  end
+  if not whole(o.delivery_concurrency, 1, 512) then
+    return nil, "delivery_concurrency must be an integer 1..512"
+  end
+  if type(o.subdomain) ~= "string" or not o.subdomain:find("^[%w%-]+$") or #o.subdomain > 63 then
+    return nil, "subdomain must be letters, digits and hyphens"
+  end
+  return o
+end
+
+return M
