@@ -8,6 +8,7 @@
 --   client(opts)         thinkific.new with this transport and ngx.sleep filled in
 -- The module loads without nginx (for docs and tooling); its functions raise when called there.
 local args = require("thinkific.args")
+local find_header = require("thinkific.headers").find
 
 local argerror = args.error
 local type, pairs, tostring, tonumber, setmetatable, pcall, error =
@@ -174,16 +175,7 @@ end
 
 local function header_value(headers, name)
   if type(headers) ~= "table" then return nil end
-  local v = headers[name]
-  if v == nil then
-    for k, value in pairs(headers) do
-      if type(k) == "string" and lower(k) == name then
-        v = value
-        break
-      end
-    end
-  end
-  return v
+  return find_header(headers, name)
 end
 
 -- Whether nginx opened a connection to the API for this subrequest, from what header_filter

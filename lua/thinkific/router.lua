@@ -2,12 +2,13 @@
 -- envelope, claims its id, and runs every handler registered for its topic, each protected.
 local core = require("thinkific.core")
 local lru = require("thinkific.lru")
+local find_header = require("thinkific.headers").find
 local args = require("thinkific.args")
 local argerror, callable = args.error, args.callable
 
 local verify, decode, null = core.verify, core.decode, core.null
 local type, pairs, ipairs, tostring, xpcall, pcall = type, pairs, ipairs, tostring, xpcall, pcall
-local traceback, setmetatable, lower, find = debug.traceback, setmetatable, string.lower, string.find
+local traceback, setmetatable, find = debug.traceback, setmetatable, string.find
 
 local _M = {}
 local Router = {}
@@ -233,15 +234,7 @@ end
 
 -- Lower-case names; a list value (OpenResty gives those for repeated headers) gives its first.
 local function header(headers, name)
-  local v = headers[name]
-  if v == nil then
-    for k, value in pairs(headers) do
-      if type(k) == "string" and lower(k) == name then
-        v = value
-        break
-      end
-    end
-  end
+  local v = find_header(headers, name)
   if type(v) == "table" then v = v[1] end
   return v
 end
