@@ -3,6 +3,7 @@
 -- the C userdata thinkific.Client, so a client is one object with one close().
 local core = require("thinkific.core")
 local retry = require("thinkific.retry")
+local sync = require("thinkific.sync")
 local VERSION = require("thinkific.version")
 
 local methods = core.client_methods
@@ -263,6 +264,12 @@ function methods:delete_webhook(id)
   local ok, err = call(self, "DELETE", "/webhooks", id)
   if ok == nil then return nil, err end
   return true
+end
+
+function methods:sync_webhooks(desired, opts)
+  check_self(self, "sync_webhooks")
+  local report, err = sync(self, desired, opts)
+  return report, err
 end
 
 function methods:get_event(id)

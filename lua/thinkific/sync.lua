@@ -1,0 +1,144 @@
+-- client:sync_webhooks(desired, opts): make the account's webhooks match a desired list of
+-- (topic, target_url) pairs. Reads every page, then creates what is missing and, with prune,
+-- deletes what is not desired and extra copies of a desired pair. Idempotent: a run that fails
+-- half-way returns what it did in err.report, and running it again finishes the job.
+local core = require("thinkific.core")
+local argerror = require("thinkific.args").error
+
+local make_error = core.error
+local type, pairs, ipairs, tostring = type, pairs, ipairs, tostring
+
+local FNAME = "sync_webhooks"
+local OPTIONS = { dry_run = true, prune = true }
+
+-- The comparison key of a pair; nil for a webhook whose fields are not both strings.
+local function key_of(topic, target_url)
+  if type(topic) ~= "string" or type(target_url) ~= "string" then return nil end
+  return topic .. "\0" .. target_url
+end
+
+-- desired: a list (keys 1..n, no holes, nothing else) of {topic =, target_url =} with
+-- non-empty strings and no other fields, no pair twice. Returns a checked copy.
+local function check_desired(desired)
+  if type(desired) ~= "table" then
+    argerror(1, FNAME, "table expected, got " .. type(desired))
+  end
+  local n = #desired
+  for k in pairs(desired) do
+    if type(k) ~= "number" or k < 1 or k > n or k % 1 ~= 0 then
+      argerror(1, FNAME, "a list of {topic =, target_url =} expected (key " .. tostring(k) .. ")")
+    end
+  end
+  local list, seen = {}, {}
+  for i = 1, n do
+    local entry = desired[i]
+    if type(entry) ~= "table" then
+      argerror(1, FNAME, ("entry %d: table expected, got %s"):format(i, type(entry)))
+    end
+    for k in pairs(entry) do
+      if k ~= "topic" and k ~= "target_url" then
+        argerror(1, FNAME, ("entry %d: unknown field '%s'"):format(i, tostring(k)))
+      end
+    end
+    for _, f in ipairs{ "topic", "target_url" } do
+      local v = entry[f]
+      if type(v) ~= "string" or v == "" then
+        argerror(1, FNAME, ("entry %d: field '%s' is required (a non-empty string)"):format(i, f))
+      end
+    end
+    local key = key_of(entry.topic, entry.target_url)
+    if seen[key] then
+      argerror(1, FNAME, ("entry %d repeats entry %d (topic '%s', target_url '%s')"):format(
+        i, seen[key], entry.topic, entry.target_url))
+    end
+    seen[key] = i
+    list[i] = { topic = entry.topic, target_url = entry.target_url, key = key }
+  end
+  return list
+end
+
+local function check_opts(opts)
+  if opts == nil then return false, false end
+  if type(opts) ~= "table" then argerror(2, FNAME, "table expected, got " .. type(opts)) end
+  for k, v in pairs(opts) do
+    if not OPTIONS[k] then argerror(2, FNAME, "unknown option '" .. tostring(k) .. "'") end
+    if type(v) ~= "boolean" then
+      argerror(2, FNAME, ("option '%s' must be a boolean, got %s"):format(k, type(v)))
+    end
+  end
+  return opts.dry_run == true, opts.prune == true
+end
+
+-- nil, err with err.report attached (err made a table if a transport gave something else).
+local function fail(err, report)
+  if type(err) ~= "table" then
+    err = make_error{ kind = "network", message = tostring(err) }
+  end
+  err.report = report
+  return nil, err
+end
+
+return function(client, desired, opts)
+  local want = check_desired(desired)
+  local dry_run, prune = check_opts(opts)
+  local report = { created = {}, deleted = {}, unchanged = {}, extra = {}, duplicates = {} }
+
+  -- Every page, in listing order: the first copy of a desired pair is kept, later copies are
+  -- duplicates (also deleted with prune); the rest is extra (left alone), or deleted with prune.
+  local wanted = {}
+  for _, d in ipairs(want) do wanted[d.key] = true end
+  local present, remove = {}, {}
+  for webhook, err in client:webhooks{ limit = 250 } do
+    if not webhook then return fail(err, report) end
+    local key = key_of(webhook.topic, webhook.target_url)
+    if key and wanted[key] then
+      if present[key] then
+        report.duplicates[#report.duplicates + 1] = webhook
+        remove[#remove + 1] = webhook
+      else
+        present[key] = webhook
+      end
+    elseif prune then
+      remove[#remove + 1] = webhook -- not left alone: reported in deleted
+    else
+      report.extra[#report.extra + 1] = webhook
+    end
+  end
+
+  local missing = {}
+  for _, d in ipairs(want) do
+    local found = present[d.key]
+    if found then
+      report.unchanged[#report.unchanged + 1] = found
+    else
+      missing[#missing + 1] = d
+    end
+  end
+
+  -- Creations first (in desired order), then deletions (in listing order): a failure
+  -- half-way never leaves fewer desired webhooks than before.
+  for _, d in ipairs(missing) do
+    if dry_run then
+      report.created[#report.created + 1] = { topic = d.topic, target_url = d.target_url }
+    else
+      local webhook, err = client:create_webhook{ topic = d.topic, target_url = d.target_url }
+      if not webhook then return fail(err, report) end
+      report.created[#report.created + 1] = webhook
+    end
+  end
+  if prune then
+    for _, webhook in ipairs(remove) do
+      if not dry_run then
+        local id = webhook.id
+        if not ((type(id) == "string" and id ~= "") or (type(id) == "number" and id % 1 == 0)) then
+          return fail(make_error{ kind = "decode", message = "a listed webhook has no id",
+            method = "GET", path = "/webhooks" }, report)
+        end
+        local ok, err = client:delete_webhook(id)
+        if not ok then return fail(err, report) end
+      end
+      report.deleted[#report.deleted + 1] = webhook
+    end
+  end
+  return report
+end
