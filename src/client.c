@@ -14,15 +14,22 @@ tk_client *tk_check_client(lua_State *L, int idx) {
 }
 
 void tk_client_release(tk_client *c) {
-  if (c->easy) curl_easy_cleanup(c->easy);
-  c->easy = NULL;
+  tk_xfer_release(&c->one);
+  if (c->pool) {
+    int i;
+    for (i = 0; i < TK_MAX_CONCURRENCY; i++) {
+      if (c->multi && c->pool[i].easy && c->pool[i].index > 0)
+        curl_multi_remove_handle(c->multi, c->pool[i].easy);
+      tk_xfer_release(&c->pool[i]);
+    }
+    free(c->pool);
+    c->pool = NULL;
+  }
+  if (c->multi) curl_multi_cleanup(c->multi);
+  c->multi = NULL;
   curl_slist_free_all(c->hdr_plain);
   curl_slist_free_all(c->hdr_json);
   c->hdr_plain = c->hdr_json = NULL;
-  free(c->body.data);
-  free(c->head.data);
-  memset(&c->body, 0, sizeof c->body);
-  memset(&c->head, 0, sizeof c->head);
   c->closed = 1;
 }
 

@@ -12,6 +12,7 @@ TK_EXPORT int luaopen_thinkific_core(lua_State *L) {
   tk_response_open(L);
   tk_client_open(L);
   tk_transport_curl_open(L);
+  tk_transport_multi_open(L);
   tk_hmac_open(L);
   return 1;
 }

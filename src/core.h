@@ -18,6 +18,7 @@ void tk_json_encode_open(lua_State *L);
 void tk_util_open(lua_State *L);
 void tk_client_open(lua_State *L);
 void tk_transport_curl_open(lua_State *L);
+void tk_transport_multi_open(lua_State *L);
 void tk_response_open(lua_State *L);
 void tk_hmac_open(lua_State *L);
 

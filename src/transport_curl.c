@@ -22,9 +22,9 @@ static int membuf_add(tk_membuf *m, const char *p, size_t n) {
 }
 
 static size_t on_body(char *p, size_t size, size_t n, void *ud) {
-  tk_client *c = (tk_client *)ud;
+  tk_xfer *c = (tk_xfer *)ud;
   size_t bytes = size * n;
-  if (c->body.len + bytes > c->max_response) {
+  if (c->body.len + bytes > c->limit) {
     c->overflow = 1;
     return 0; /* aborts the transfer: CURLE_WRITE_ERROR */
   }
@@ -32,7 +32,7 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud) {
 }
 
 static size_t on_header(char *p, size_t size, size_t n, void *ud) {
-  tk_client *c = (tk_client *)ud;
+  tk_xfer *c = (tk_xfer *)ud;
   size_t bytes = size * n;
   /* Keep only the last response's headers (after 100 Continue, for instance). */
   if (bytes >= 5 && memcmp(p, "HTTP/", 5) == 0) c->head.len = 0;
@@ -43,12 +43,19 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud) {
   return membuf_add(&c->head, p, bytes) ? bytes : 0;
 }
 
-static CURL *ensure_easy(lua_State *L, tk_client *c) {
-  CURL *e;
-  if (c->easy) return c->easy;
-  e = curl_easy_init();
-  if (!e) return NULL;
-  c->easy = e;
+void tk_xfer_release(tk_xfer *x) {
+  if (x->easy) curl_easy_cleanup(x->easy);
+  x->easy = NULL;
+  free(x->body.data);
+  free(x->head.data);
+  memset(&x->body, 0, sizeof x->body);
+  memset(&x->head, 0, sizeof x->head);
+}
+
+/* The options every easy handle of the client has; x receives the response. Needs the client
+ * at stack position 1 (its user value holds ca_file). */
+void tk_setup_easy(lua_State *L, tk_client *c, CURL *e, tk_xfer *x) {
+  x->limit = c->max_response;
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L); /* a redirect must not carry the credential */
@@ -56,10 +63,10 @@ static CURL *ensure_easy(lua_State *L, tk_client *c) {
   curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-  curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
+  curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
   curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-  curl_easy_setopt(e, CURLOPT_HEADERDATA, c);
-  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, c->errbuf);
+  curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
+  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, c->verify_tls ? 1L : 0L);
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, c->verify_tls ? 2L : 0L);
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(c->timeout * 1000 + 0.5));
@@ -68,6 +75,15 @@ static CURL *ensure_easy(lua_State *L, tk_client *c) {
   lua_getfield(L, -1, "ca_file");
   if (lua_isstring(L, -1)) curl_easy_setopt(e, CURLOPT_CAINFO, lua_tostring(L, -1)); /* copied */
   lua_pop(L, 2);
+}
+
+static CURL *ensure_easy(lua_State *L, tk_client *c) {
+  CURL *e;
+  if (c->one.easy) return c->one.easy;
+  e = curl_easy_init();
+  if (!e) return NULL;
+  c->one.easy = e;
+  tk_setup_easy(L, c, e, &c->one);
   return e;
 }
 
@@ -89,7 +105,7 @@ static void append_field(lua_State *L, struct curl_slist **list, int uv, const c
 }
 
 /* The client's two header lists, built once from strings checked by new_client. */
-static void ensure_headers(lua_State *L, tk_client *c) {
+void tk_ensure_headers(lua_State *L, tk_client *c) {
   int json, uv;
   if (c->hdr_json) return;
   tk_getuservalue(L, 1);
@@ -132,7 +148,7 @@ static const char *classify(CURLcode rc) {
 }
 
 /* Lower-cases the name and trims the value of each "Name: value" line into a table. */
-static void push_headers(lua_State *L, const tk_membuf *head) {
+void tk_push_headers(lua_State *L, const tk_membuf *head) {
   size_t i = 0;
   int first = 1;
   lua_newtable(L);
@@ -198,7 +214,7 @@ static void set_method(CURL *e, tk_client *c, const char *method, int has_body) 
 }
 
 /* Pushes nil and the error of a failed transfer. */
-static int transfer_error(lua_State *L, tk_client *c, CURLcode rc, int method, int path) {
+int tk_transfer_error(lua_State *L, tk_xfer *c, CURLcode rc, int method, int path) {
   long sent_bytes = 0;
   const char *kind = c->overflow ? "limit" : classify(rc);
   curl_easy_getinfo(c->easy, CURLINFO_REQUEST_SIZE, &sent_bytes);
@@ -206,7 +222,7 @@ static int transfer_error(lua_State *L, tk_client *c, CURLcode rc, int method, i
   if (c->overflow) {
     char msg[96];
     snprintf(msg, sizeof msg, "the response is larger than the limit of %lu bytes",
-             (unsigned long)c->max_response);
+             (unsigned long)c->limit);
     tk_push_error(L, kind, msg);
   } else {
     tk_push_error(L, kind, c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc));
@@ -244,7 +260,7 @@ static int client_exchange(lua_State *L) {
     tk_set_bool(L, "sent", 0);
     return 2;
   }
-  ensure_headers(L, c);
+  tk_ensure_headers(L, c);
   curl_easy_setopt(e, CURLOPT_URL, url);
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, body ? c->hdr_json : c->hdr_plain);
   set_method(e, c, method, body != NULL);
@@ -253,23 +269,23 @@ static int client_exchange(lua_State *L) {
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, body); /* alive on the stack during the call */
   }
 
-  c->body.len = c->head.len = 0;
-  c->overflow = 0;
-  c->errbuf[0] = '\0';
+  c->one.body.len = c->one.head.len = 0;
+  c->one.overflow = 0;
+  c->one.errbuf[0] = '\0';
   rc = curl_easy_perform(e);
   if (body) curl_easy_setopt(e, CURLOPT_POSTFIELDS, (const char *)NULL); /* the string may go */
-  if (rc != CURLE_OK) return transfer_error(L, c, rc, 2, 10);
+  if (rc != CURLE_OK) return tk_transfer_error(L, &c->one, rc, 2, 10);
   {
     long status = 0;
     int headers = 0;
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
-    lua_pushlstring(L, c->body.data ? c->body.data : "", c->body.len); /* 12 */
-    if (c->body.cap > 1024 * 1024) { /* one large answer should not stay for the client's life */
-      free(c->body.data);
-      memset(&c->body, 0, sizeof c->body);
+    lua_pushlstring(L, c->one.body.data ? c->one.body.data : "", c->one.body.len); /* 12 */
+    if (c->one.body.cap > 1024 * 1024) { /* one large answer should not stay for the client's life */
+      free(c->one.body.data);
+      memset(&c->one.body, 0, sizeof c->one.body);
     }
     if (status < 200 || status > 299) {
-      push_headers(L, &c->head);
+      tk_push_headers(L, &c->one.head);
       headers = lua_gettop(L);
     }
     if (tk_push_result(L, status, 12, headers, lua_toboolean(L, 7), 2, 10) == 2) return 2;

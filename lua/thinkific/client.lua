@@ -10,6 +10,7 @@ local methods = core.client_methods
 local client_state = core.client_state
 local new_client = core.new_client
 local make_error = core.error
+local is_error = core.is_error
 local run = retry.run
 local via_transport = retry.via_transport
 local exchange = methods._exchange
@@ -277,6 +278,74 @@ function methods:get_event(id)
   check_id(id, 1, "get_event")
   local value, err = call(self, "GET", "/events", id)
   return value, err
+end
+
+-- client:get_events(ids, opts) -> results, errs. With libcurl: round 1 sends every id over
+-- the multi handle (_exchange_many); the retryable failures go round again after one wait,
+-- up to `retries` extra rounds. With a custom transport: one call after the other.
+local exchange_many = methods._exchange_many
+local retryable, delay = retry.retryable, retry.delay
+
+local function check_ids(ids, opts)
+  if type(ids) ~= "table" then argerror(1, "get_events", "table expected, got " .. type(ids)) end
+  for i = 1, #ids do check_id(ids[i], 1, "get_events") end
+  local concurrency = 8
+  if opts ~= nil then
+    if type(opts) ~= "table" then argerror(2, "get_events", "table expected, got " .. type(opts)) end
+    for k in pairs(opts) do
+      if k ~= "concurrency" then argerror(2, "get_events", "unknown option '" .. tostring(k) .. "'") end
+    end
+    if opts.concurrency ~= nil then
+      concurrency = opts.concurrency
+      if math_type(concurrency) ~= "integer" or concurrency < 1 or concurrency > 64 then
+        argerror(2, "get_events", "concurrency must be a whole number from 1 to 64")
+      end
+    end
+  end
+  return concurrency
+end
+
+function methods:get_events(ids, opts)
+  check_self(self, "get_events")
+  local concurrency = check_ids(ids, opts)
+  local state = states[self] or client_state(self)
+  local n = #ids
+  local results, errs = {}, {}
+  if state.transport then
+    for i = 1, n do
+      local value, err = call(self, "GET", "/events", ids[i])
+      results[i] = value or false
+      errs[i] = err
+    end
+    return results, errs
+  end
+  local sleep, retries, cap = state.sleep or core.sleep, state.retries, state.max_retry_wait
+  local pending = {} -- indices into ids still to fetch
+  for i = 1, n do pending[i] = i end
+  local attempt = 0
+  while #pending > 0 do
+    attempt = attempt + 1
+    local batch = {}
+    for j = 1, #pending do batch[j] = ids[pending[j]] end
+    local out = exchange_many(self, batch, concurrency)
+    local again, worst = {}, nil
+    for j = 1, #pending do
+      local i, v = pending[j], out[j]
+      if is_error(v) then
+        v.attempts = attempt
+        results[i], errs[i] = false, v
+        if attempt <= retries and retryable("GET", v) then
+          again[#again + 1] = i
+          if not worst or (v.retry_after or 0) > (worst.retry_after or 0) then worst = v end
+        end
+      else
+        results[i], errs[i] = v, nil
+      end
+    end
+    pending = again
+    if #pending > 0 then sleep(delay(worst, attempt, cap)) end
+  end
+  return results, errs
 end
 
 return _M

@@ -22,6 +22,7 @@ local function retryable(method, err)
   end
   return false -- tls, limit, decode: another attempt would fail the same way
 end
+_M.retryable = retryable
 
 -- The wait before attempt `attempt + 1`: what the server said, else exponential backoff
 -- with jitter starting near 0.5 s; capped.
