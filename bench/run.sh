@@ -20,6 +20,8 @@
 # NODE (node; empty: no Node comparison), NPM (npm), BENCH_ROUNDS (7), and per round:
 # BENCH_REQUESTS (8000) for each keep-alive client, BENCH_SOCKET_REQUESTS (1000) for
 # LuaSocket, BENCH_DECODES (40000) for each decoder, BENCH_EVENTS (20000) for each receiver,
+# BENCH_EVENT_IDS (2000) ids per get_events call and BENCH_EVENT_CALLS (3) such calls for
+# each of the two parallel clients, BENCH_EVENT_CONCURRENCY (8),
 # BENCH_SECONDS (2: the most one measurement may take in a round),
 # BENCH_PIN (1; 0: no pinning), BENCH_CPU (the CPU to pin to; default the first allowed),
 # BENCH_ANY_CPU (0; 1: also measure the client unpinned).
@@ -36,6 +38,9 @@ EVENTS=${BENCH_EVENTS:-20000}
 NODE=${NODE-node}
 NPM=${NPM:-npm}
 SECONDS_CAP=${BENCH_SECONDS:-2}
+EVENT_IDS=${BENCH_EVENT_IDS:-2000}
+EVENT_CALLS=${BENCH_EVENT_CALLS:-3}
+EVENT_CONCURRENCY=${BENCH_EVENT_CONCURRENCY:-8}
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -64,10 +69,13 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# The C baseline.
+# The C baselines.
 # shellcheck disable=SC2046
 $CC -std=c99 -O2 -Wall -Wextra -Werror $(pkg-config --cflags libcurl) \
   bench/curl_loop.c -o "$TMP/curl_loop" $(pkg-config --libs libcurl)
+# shellcheck disable=SC2046
+$CC -std=c99 -O2 -Wall -Wextra -Werror $(pkg-config --cflags libcurl) \
+  bench/curl_multi_loop.c -o "$TMP/curl_multi_loop" $(pkg-config --libs libcurl)
 
 # The Node side: @octokit/webhooks at the version bench/package.json pins, installed with npm
 # into bench/node_modules when it is not there yet. Sets OCTOKIT_NODE (the node to run) or
@@ -144,6 +152,7 @@ wait_listening() {
 
 mkdir -p "$TMP/www"
 cp spec/fixtures/api-examples/webhook_create_201.json "$TMP/www/webhook.json"
+cp spec/fixtures/payloads/order.created.json "$TMP/www/event.json"
 PORT=
 attempt=0
 while [ $attempt -lt 5 ]; do
@@ -192,6 +201,8 @@ client_bench() { # $1: the label of the CPU placement; the command prefix follow
   shift
   "$@" "$LUA" bench/client_bench.lua "$BASE_URL" "$TMP/curl_loop" "$ROUNDS" "$REQUESTS" \
     "$SECONDS_CAP" "$SOCKET_REQUESTS" "$mode" >>"$TMP/client.out"
+  "$@" "$LUA" bench/events_bench.lua "$BASE_URL" "$TMP/curl_multi_loop" "$ROUNDS" "$EVENT_IDS" \
+    "$EVENT_CALLS" "$SECONDS_CAP" "$mode" "$EVENT_CONCURRENCY" >>"$TMP/client.out"
 }
 : >"$TMP/client.out"
 if [ -n "$CPUS" ]; then

@@ -1,0 +1,169 @@
+-- Parallel event fetches against the benchmark's nginx (started by bench/run.sh).
+--
+--   lua5.4 bench/events_bench.lua BASE_URL CURL_MULTI_LOOP [ROUNDS] [IDS] [CALLS] [SECONDS] [MODE] [CONCURRENCY]
+--
+-- Two clients fetch IDS events (ids 1..IDS, GET BASE_URL/events/<id>, a canned event) with
+-- CONCURRENCY transfers in flight: the plain C curl_multi loop (CURL_MULTI_LOOP, a separate
+-- process that times itself and takes its orders through a pipe) and
+-- client:get_events(ids, {concurrency = CONCURRENCY}). Each round gives each client CALLS
+-- batches of IDS, one batch a turn, taking turns so both see the same moments of a noisy
+-- machine; a round ends early once either has spent SECONDS in it. Every result of get_events
+-- is checked to be a table (never false), outside the timing. Prints "row ..." lines (median,
+-- min, max of the rounds' events/s) and a "ratio ..." line, as client_bench.lua does.
+local thinkific = require("thinkific")
+local socket = require("socket")
+local stats = dofile((arg[0]:match("^(.*)/[^/]*$") or ".") .. "/stats.lua")
+
+local USAGE = "usage: events_bench.lua BASE_URL CURL_MULTI_LOOP [ROUNDS] [IDS] [CALLS] [SECONDS] "
+  .. "[MODE] [CONCURRENCY]"
+local base_url = assert(arg[1], USAGE)
+local curl_multi_loop = assert(arg[2], USAGE)
+local rounds = math.tointeger(tonumber(arg[3] or 7)) or 7
+local n_ids = math.tointeger(tonumber(arg[4] or 2000)) or 2000
+local calls = math.tointeger(tonumber(arg[5] or 3)) or 3
+local max_seconds = tonumber(arg[6] or 2) or 2
+local mode = (arg[7] or "") ~= "" and (" [" .. arg[7] .. "]") or ""
+local concurrency = math.tointeger(tonumber(arg[8] or 8)) or 8
+assert(rounds >= 1 and n_ids >= 1 and calls >= 1 and concurrency >= 1 and concurrency <= 64, USAGE)
+
+local API_KEY = "bench-key"
+local prefix = base_url .. "/events/"
+
+local ok_core, core = pcall(require, "thinkific.core")
+local now = ok_core and core.now or socket.gettime
+
+local client = assert(thinkific.new{ api_key = API_KEY, base_url = base_url })
+
+local ids = {}
+for i = 1, n_ids do ids[i] = i end
+local opts = { concurrency = concurrency }
+
+-- The headers the library sends, read from the request it builds (an internal method); the
+-- documented defaults when that is not available.
+local function library_headers()
+  local headers
+  if type(client._request) == "function" then
+    local ok, request = pcall(client._request, client, "GET", "/events", "1")
+    if ok and type(request) == "table" and type(request.headers) == "table" then
+      headers = request.headers
+    end
+  end
+  headers = headers or {
+    ["Authorization"] = "Bearer " .. API_KEY,
+    ["Accept"] = "application/json",
+    ["User-Agent"] = "lua-thinkific/" .. thinkific._VERSION,
+  }
+  local names = {}
+  for name in pairs(headers) do names[#names + 1] = name end
+  table.sort(names)
+  return headers, names
+end
+
+local headers, header_names = library_headers()
+
+local function shell_quote(s)
+  return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+
+-- The C loop reads counts on its standard input (our pipe) and answers "<done> <seconds>" on
+-- a FIFO that we read: Lua's io.popen goes one way only.
+local fifo = curl_multi_loop .. ".fifo"
+local c_in, c_out
+do
+  os.remove(fifo)
+  assert(os.execute("mkfifo " .. shell_quote(fifo)), "mkfifo failed")
+  local words = { shell_quote(curl_multi_loop), shell_quote(prefix), tostring(concurrency) }
+  for _, name in ipairs(header_names) do
+    words[#words + 1] = shell_quote(name .. ": " .. headers[name])
+  end
+  words[#words + 1] = ">" .. shell_quote(fifo)
+  c_in = assert(io.popen(table.concat(words, " "), "w"))
+  c_out = assert(io.open(fifo, "r")) -- waits until the C loop opens its end
+  c_in:setvbuf("line")
+end
+
+local function batch_curl_multi_loop()
+  c_in:write(n_ids, "\n")
+  local line = c_out:read("l")
+  local done, seconds = (line or ""):match("^(%d+) (%S+)$")
+  if not done then error("the C multi loop failed (see its message above)") end
+  return tonumber(done), tonumber(seconds)
+end
+
+-- Every result must be an event table; checked after the clock stops.
+local function check_events(results, errs)
+  if type(results) ~= "table" or #results ~= n_ids then
+    error("get_events: expected " .. n_ids .. " results, got " .. tostring(results and #results))
+  end
+  for i = 1, n_ids do
+    local ev = results[i]
+    if type(ev) ~= "table" then
+      local err = errs and errs[i]
+      error(string.format("get_events: result %d is %s (%s)", i, tostring(ev),
+        type(err) == "table" and tostring(err.message or err.kind) or tostring(err)))
+    end
+    if ev.action == nil then error("get_events: result " .. i .. " is not an event") end
+  end
+end
+
+local function batch_get_events()
+  local start = now()
+  local results, errs = client:get_events(ids, opts)
+  local seconds = now() - start
+  check_events(results, errs)
+  return n_ids, seconds
+end
+
+local benches = {
+  { key = "curl_multi_loop", label = "C curl_multi loop (" .. concurrency .. ")",
+    run = batch_curl_multi_loop },
+  { key = "get_events", label = "client:get_events(" .. n_ids .. " ids, " .. concurrency .. ")",
+    run = batch_get_events },
+}
+
+batch_get_events() -- warm-up: opens the pool's connections (the C loop warms up by itself)
+
+local rates = {}
+for _, b in ipairs(benches) do rates[b.key] = {} end
+
+for round = 1, rounds do
+  local done, spent = {}, {}
+  for _, b in ipairs(benches) do done[b.key], spent[b.key] = 0, 0 end
+  collectgarbage()
+  for turn = round, round + calls - 1 do -- the first to go changes every turn
+    local out_of_time = false
+    for i = 0, #benches - 1 do
+      local b = benches[(turn + i) % #benches + 1]
+      local d, s = b.run()
+      done[b.key], spent[b.key] = done[b.key] + d, spent[b.key] + s
+      if spent[b.key] > max_seconds then out_of_time = true end
+    end
+    if out_of_time then break end
+  end
+  local line = {}
+  for _, b in ipairs(benches) do
+    rates[b.key][round] = done[b.key] / spent[b.key]
+    line[#line + 1] = string.format("%s %.0f/s (%d in %.2fs)", b.key, rates[b.key][round], done[b.key],
+      spent[b.key])
+  end
+  io.stderr:write(string.format("events%s round %d/%d: %s\n", mode, round, rounds, table.concat(line, ", ")))
+end
+
+c_in:write("0\n")
+c_in:close()
+c_out:close()
+os.remove(fifo)
+client:close()
+
+local medians = {}
+for _, b in ipairs(benches) do
+  local med, lo, hi = stats.summary(rates[b.key])
+  medians[b.key] = med
+  print(string.format("row %-38s %10.0f %10.0f %10.0f  events/s", b.label .. mode, med, lo, hi))
+end
+
+local value, lo, hi = stats.summary(stats.ratios(rates.get_events, rates.curl_multi_loop))
+local TARGET = 0.7
+print(string.format("ratio %-38s %8.2f %10.2f  %.2f-%.2f  >= %.2f: %s", "get_events / C multi loop" .. mode,
+  value, medians.get_events / medians.curl_multi_loop, lo, hi, TARGET,
+  value >= TARGET and "target met" or "target missed"))
