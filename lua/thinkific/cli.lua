@@ -3,11 +3,26 @@ local M = {}
 
 -- name -> { summary, run = function(argv) -> exit status } (run absent: not written yet).
 M.commands = {
-  webhooks = { summary = "list, create, get, update, delete or sync webhooks" },
-  events = { summary = "fetch events by id" },
-  sign = { summary = "print the HMAC-SHA256 signature of a body" },
-  verify = { summary = "check a delivery signature" },
-  deliver = { summary = "POST a signed delivery to a URL" },
+  webhooks = {
+    summary = "list, create, get, update, delete or sync webhooks",
+    run = function(argv) return require("thinkific.cli.webhooks").main(argv) end,
+  },
+  events = {
+    summary = "fetch events by id",
+    run = function(argv) return require("thinkific.cli.events").main(argv) end,
+  },
+  sign = {
+    summary = "print the HMAC-SHA256 signature of a body",
+    run = function(argv) return require("thinkific.cli.sign").sign(argv) end,
+  },
+  verify = {
+    summary = "check a delivery signature",
+    run = function(argv) return require("thinkific.cli.sign").verify(argv) end,
+  },
+  deliver = {
+    summary = "POST a signed delivery to a URL",
+    run = function(argv) return require("thinkific.cli.deliver").main(argv) end,
+  },
   listen = {
     summary = "receive deliveries with a router",
     run = function(argv) return require("thinkific.cli.listen").main(argv) end,

@@ -2,6 +2,7 @@
 -- returns a router), serves deliveries with it, prints its URL as the first line of output
 -- and one line per delivery. Nothing it prints holds a secret.
 local argparse = require("argparse")
+local common = require("thinkific.cli.common")
 local callable = require("thinkific.args").callable
 
 local M = {}
@@ -18,8 +19,7 @@ local function parser()
 end
 
 local function usage_error(p, message)
-  io.stderr:write(p:get_usage(), "\n\nthinkific listen: ", message, "\n")
-  return 2
+  return common.usage_error(p, "thinkific listen", message)
 end
 
 local function fail(message)

@@ -1,6 +1,7 @@
 -- `thinkific sandbox`: parses the options, starts the server, prints its URL as the first
 -- line of output, and serves until killed or, with --parent-pipe, until stdin closes.
 local argparse = require("argparse")
+local common = require("thinkific.cli.common")
 
 local M = {}
 
@@ -31,8 +32,7 @@ local function parser()
 end
 
 local function usage_error(p, message)
-  io.stderr:write(p:get_usage(), "\n\nthinkific sandbox: ", message, "\n")
-  return 2
+  return common.usage_error(p, "thinkific sandbox", message)
 end
 
 -- argv: the arguments after "sandbox". env: a getenv function (os.getenv by default).

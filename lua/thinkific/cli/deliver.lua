@@ -1,0 +1,108 @@
+-- `thinkific deliver URL --topic T --payload FILE`: POSTs one delivery as Thinkific sends it:
+-- the envelope (FILE, or a bare payload in FILE wrapped in an envelope with a fresh 23-digit
+-- id), signed with THINKIFIC_WEBHOOK_SECRET in X-Thinkific-Hmac-Sha256, with
+-- X-Thinkific-Topic and X-Thinkific-Subdomain. Prints the answer's status and body; exit 0 on
+-- 2xx, 1 otherwise. The secret and the signature are never printed.
+local argparse = require("argparse")
+local common = require("thinkific.cli.common")
+
+local M = {}
+
+local PROG = "thinkific deliver"
+M.TIMEOUT = 10
+
+local function parser()
+  local p = argparse(PROG, "POST a signed delivery to a URL.")
+  p:add_help(false)
+  p:flag("-h --help", "Show this help and exit.")
+  p:flag("--json", "Print the answer as JSON {status, body}.")
+  p:argument("url", "Where to POST (http or https).")
+  p:option("--topic", "Topic, e.g. order.created."):count(1)
+  p:option("--payload", "A JSON file: an envelope, or a bare payload to wrap."):count(1)
+  p:option("--timeout", "Seconds for the request.", tostring(M.TIMEOUT))
+  return p
+end
+
+-- A fresh 23-digit event id: UTC time to the second, then 9 random digits.
+function M.fresh_id()
+  math.randomseed(os.time(), math.floor(os.clock() * 1e6))
+  return os.date("!%Y%m%d%H%M%S") .. string.format("%09d", math.random(0, 999999999))
+end
+
+local function is_envelope(v)
+  return type(v) == "table" and v.payload ~= nil and v.id ~= nil
+    and v.resource ~= nil and v.action ~= nil
+end
+
+-- The body to send: FILE's text when it is an envelope, else a new envelope around it.
+function M.body(text, topic, subdomain)
+  local thinkific = require("thinkific")
+  local value, err = thinkific.decode(text)
+  if value == nil then return nil, err end
+  if is_envelope(value) then return text end
+  local resource, action = topic:match("^(.-)%.(.+)$")
+  return thinkific.encode({ id = M.fresh_id(), resource = resource or topic, action = action or "",
+    tenant_id = subdomain or "1", created_at = os.date("!%Y-%m-%dT%H:%M:%S.000Z"),
+    payload = value })
+end
+
+function M.main(argv, getenv)
+  getenv = getenv or os.getenv
+  local p = parser()
+  local args, status = common.parse(p, PROG, argv)
+  if not args then return status end
+  if args.topic == "" then return common.usage_error(p, PROG, "--topic must not be empty") end
+  local timeout = tonumber(args.timeout)
+  if not timeout or timeout <= 0 then
+    return common.usage_error(p, PROG, "--timeout must be a positive number")
+  end
+  local scheme = args.url:match("^(%a[%w+.-]*)://")
+  scheme = scheme and scheme:lower()
+  if scheme ~= "http" and scheme ~= "https" then
+    return common.usage_error(p, PROG, "URL must be http:// or https://")
+  end
+  local secret, serr = common.secret(getenv)
+  if not secret then return common.usage_error(nil, PROG, serr) end
+  local text, rerr = common.read_input(args.payload)
+  if not text then return common.fail(PROG, rerr) end
+  local subdomain = getenv(common.ENV_SUBDOMAIN)
+  if subdomain == "" then subdomain = nil end
+  local body, berr = M.body(text, args.topic, subdomain)
+  if not body then return common.fail(PROG, args.payload .. ": " .. tostring(berr)) end
+
+  local ltn12 = require("ltn12")
+  local http = scheme == "https" and require("ssl.https") or require("socket.http")
+  local saved = http.TIMEOUT
+  http.TIMEOUT = timeout
+  local chunks = {}
+  local ok, one, code = pcall(http.request, {
+    url = args.url, method = "POST",
+    headers = {
+      ["content-type"] = "application/json",
+      ["content-length"] = tostring(#body),
+      ["x-thinkific-topic"] = args.topic,
+      ["x-thinkific-subdomain"] = subdomain or "",
+      ["x-thinkific-hmac-sha256"] = require("thinkific").sign(body, secret),
+      ["user-agent"] = "lua-thinkific deliver",
+    },
+    source = ltn12.source.string(body),
+    sink = ltn12.sink.table(chunks),
+    redirect = false,
+  })
+  http.TIMEOUT = saved
+  if not ok then return common.fail(PROG, one) end
+  if not one or type(code) ~= "number" then
+    return common.fail(PROG, "POST " .. args.url:gsub("[?#].*$", "") .. ": " .. tostring(code))
+  end
+  local answer = table.concat(chunks)
+  if args.json then
+    common.print_json({ status = code, body = answer })
+  else
+    io.stdout:write(tostring(code), "\n", answer)
+    if answer ~= "" and answer:sub(-1) ~= "\n" then io.stdout:write("\n") end
+  end
+  if code >= 200 and code < 300 then return 0 end
+  return 1
+end
+
+return M

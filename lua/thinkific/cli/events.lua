@@ -1,0 +1,71 @@
+-- `thinkific events get ID [ID...]`: fetches events by id (several: in parallel, through
+-- client:get_events). Prints every event it got; a failed id gives one line on stderr and
+-- exit status 1, without affecting the others.
+local argparse = require("argparse")
+local common = require("thinkific.cli.common")
+
+local M = {}
+
+local PROG = "thinkific events"
+
+local function parser()
+  local p = argparse(PROG .. " get", "Fetch events by id (several ids: in parallel).")
+  p:add_help(false)
+  p:flag("-h --help", "Show this help and exit.")
+  p:flag("--json", "Print the decoded JSON (one array; null for an id that failed).")
+  p:argument("ids", "Event ids."):args("+")
+  return p
+end
+
+local function event_line(ev)
+  local null = require("thinkific").null
+  local function f(v)
+    if v == nil or v == null then return "-" end
+    return tostring(v)
+  end
+  local topic = f(ev.resource) .. "." .. f(ev.action)
+  return string.format("%s\t%s\t%s", f(ev.id), topic, f(ev.created_at))
+end
+
+-- argv: the arguments after "events". Returns the exit status.
+function M.main(argv, getenv)
+  local action = argv[1]
+  if action == nil or action == "--help" or action == "-h" or action == "help" then
+    local out = action and io.stdout or io.stderr
+    out:write(parser():get_help(), "\n")
+    if action == nil then return common.usage_error(nil, PROG, "an action is required (get)") end
+    return 0
+  end
+  if action ~= "get" then return common.usage_error(nil, PROG, "unknown action '" .. action .. "'") end
+  local p = parser()
+  local args, status = common.parse(p, PROG, { table.unpack(argv, 2) })
+  if not args then return status end
+  for _, id in ipairs(args.ids) do
+    if id == "" then return common.usage_error(p, PROG, "an event id must not be empty") end
+  end
+  local client, cerr = common.client(getenv)
+  if not client then return common.usage_error(nil, PROG, cerr) end
+  local ok, results, errs = pcall(client.get_events, client, args.ids)
+  client:close()
+  if not ok then return common.fail(PROG, results) end
+  local code = 0
+  local thinkific = require("thinkific")
+  local all = thinkific.array()
+  for i, id in ipairs(args.ids) do
+    local ev = results[i]
+    if ev then
+      if args.json then all[i] = ev else io.stdout:write(event_line(ev), "\n") end
+    else
+      all[i] = thinkific.null
+      code = 1
+      io.stderr:write(PROG, ": ", id, ": ", tostring(errs and errs[i]):match("^[^\n]*"), "\n")
+    end
+  end
+  if args.json then
+    local printed, err = common.print_json(all)
+    if not printed then return common.fail(PROG, err) end
+  end
+  return code
+end
+
+return M

@@ -1,0 +1,239 @@
+-- `thinkific webhooks list|create|get|update|delete|sync`: the webhooks of an account, with
+-- the credentials from the environment (see thinkific.cli.common).
+local argparse = require("argparse")
+local common = require("thinkific.cli.common")
+
+local M = {}
+
+local PROG = "thinkific webhooks"
+local ACTIONS = { "list", "create", "get", "update", "delete", "sync" }
+
+local function parser(action)
+  local p
+  if action == "list" then
+    p = argparse(PROG .. " list", "List every webhook of the account (all pages).")
+    p:option("--limit", "Page size, 1..250.", "250")
+  elseif action == "create" then
+    p = argparse(PROG .. " create", "Create a webhook.")
+    p:option("--topic", "Topic, e.g. order.created."):count(1)
+    p:option("--target-url", "URL the deliveries go to."):count(1)
+  elseif action == "get" then
+    p = argparse(PROG .. " get", "Show one webhook.")
+    p:argument("id", "Webhook id.")
+  elseif action == "delete" then
+    p = argparse(PROG .. " delete", "Delete one webhook.")
+    p:argument("id", "Webhook id.")
+  elseif action == "update" then
+    p = argparse(PROG .. " update", "Change a webhook's topic and target URL.")
+    p:argument("id", "Webhook id.")
+    p:option("--topic", "Topic, e.g. order.created."):count(1)
+    p:option("--target-url", "URL the deliveries go to."):count(1)
+  elseif action == "sync" then
+    p = argparse(PROG .. " sync", "Make the account's webhooks match FILE: prints the plan "
+      .. "(a dry run), then applies it unless --dry-run.")
+    p:argument("file", "A JSON array of {topic, target_url}, or a Lua file (.lua) returning one.")
+    p:flag("--dry-run", "Print the plan only; change nothing.")
+    p:flag("--prune", "Also delete webhooks that FILE does not list, and duplicates.")
+  end
+  p:add_help(false)
+  p:flag("-h --help", "Show this help and exit.")
+  p:flag("--json", "Print the decoded JSON.")
+  return p
+end
+
+local function top_usage(out)
+  out:write("Usage: thinkific webhooks <action> [options]\n\nActions:\n",
+    "  list [--limit N]\n",
+    "  create --topic T --target-url URL\n",
+    "  get ID\n",
+    "  update ID --topic T --target-url URL\n",
+    "  delete ID\n",
+    "  sync FILE [--dry-run] [--prune]\n",
+    "\nEvery action takes --json and --help. Credentials: ", common.ENV_API_KEY, " or ",
+    common.ENV_ACCESS_TOKEN, ", ", common.ENV_SUBDOMAIN, ", ", common.ENV_BASE_URL, ".\n")
+end
+
+local function show(args, webhook)
+  if args.json then
+    local ok, err = common.print_json(webhook)
+    if not ok then return common.fail(PROG, err) end
+  else
+    io.stdout:write(common.webhook_line(webhook), "\n")
+  end
+  return 0
+end
+
+local function nonempty_id(p, args)
+  if args.id == "" then return common.usage_error(p, PROG, "ID must not be empty") end
+end
+
+-- Reads the desired list from path: a .lua file returning a list, else JSON.
+function M.load_desired(path)
+  local desired
+  if path:find("%.lua$") then
+    local chunk, err = loadfile(path, "t", {})
+    if not chunk then return nil, err end
+    local ok, value = pcall(chunk)
+    if not ok then return nil, path .. ": " .. tostring(value) end
+    desired = value
+  else
+    local text, err = common.read_input(path)
+    if not text then return nil, err end
+    local value, derr = require("thinkific").decode(text)
+    if value == nil then return nil, path .. ": " .. tostring(derr) end
+    desired = value
+  end
+  if type(desired) ~= "table" then
+    return nil, path .. ": not a list of {topic, target_url}"
+  end
+  return desired
+end
+
+local function arrays(report)
+  local array = require("thinkific").array
+  local out = {}
+  for _, k in ipairs({ "created", "deleted", "unchanged", "extra", "duplicates" }) do
+    out[k] = array(report[k] or {})
+  end
+  return out
+end
+
+local function print_report(report, title, dry)
+  local out = io.stdout
+  out:write(title, "\n")
+  local would = dry and "would " or ""
+  for _, w in ipairs(report.created) do
+    out:write("  ", would, "create\t", common.webhook_line(w), "\n")
+  end
+  for _, w in ipairs(report.deleted) do
+    out:write("  ", would, "delete\t", common.webhook_line(w), "\n")
+  end
+  for _, w in ipairs(report.unchanged) do out:write("  unchanged\t", common.webhook_line(w), "\n") end
+  if #report.deleted == 0 then
+    for _, w in ipairs(report.extra) do out:write("  extra\t", common.webhook_line(w), "\n") end
+    for _, w in ipairs(report.duplicates) do
+      out:write("  duplicate\t", common.webhook_line(w), "\n")
+    end
+  end
+  out:write(string.format("  %d created, %d deleted, %d unchanged, %d extra, %d duplicates\n",
+    #report.created, #report.deleted, #report.unchanged, #report.extra, #report.duplicates))
+end
+
+local function sync(p, args, client)
+  local desired, err = M.load_desired(args.file)
+  if not desired then return common.usage_error(nil, PROG, err) end
+  local function run(dry)
+    local ok, report, serr = pcall(client.sync_webhooks, client, desired,
+      { dry_run = dry, prune = args.prune and true or false })
+    if not ok then return nil, nil, report end   -- raised: a bad FILE
+    return report, serr
+  end
+  local plan, perr, bad = run(true)
+  if bad then return common.usage_error(p, PROG, args.file .. ": " .. tostring(bad)) end
+  if not plan then return common.fail(PROG, perr) end
+  if not args.json then print_report(plan, "plan:", true) end
+  local done
+  if not args.dry_run then
+    local rerr
+    done, rerr = run(false)
+    if not done then
+      if args.json and rerr and rerr.report then
+        common.print_json({ plan = arrays(plan), result = arrays(rerr.report) })
+      end
+      return common.fail(PROG, rerr)
+    end
+    if not args.json then print_report(done, "applied:", false) end
+  end
+  if args.json then
+    local ok, jerr = common.print_json({ plan = arrays(plan), result = done and arrays(done) })
+    if not ok then return common.fail(PROG, jerr) end
+  end
+  return 0
+end
+
+local function list(p, args, client)
+  local limit = args.limit:find("^%d+$") and tonumber(args.limit)
+  if not limit or limit < 1 or limit > 250 then
+    return common.usage_error(p, PROG, "--limit must be a number 1..250")
+  end
+  local all = require("thinkific").array()
+  local tty = common.stderr_is_tty()
+  for webhook, err in client:webhooks{ limit = limit } do
+    if not webhook then
+      if tty and #all >= 1000 then io.stderr:write("\n") end
+      return common.fail(PROG, err)
+    end
+    if args.json then
+      all[#all + 1] = webhook
+    else
+      io.stdout:write(common.webhook_line(webhook), "\n")
+      all[#all + 1] = true
+    end
+    if tty and #all % 1000 == 0 then io.stderr:write("\rlisted ", #all) end
+  end
+  if tty and #all >= 1000 then io.stderr:write("\n") end
+  if args.json then
+    local ok, err = common.print_json(all)
+    if not ok then return common.fail(PROG, err) end
+  end
+  return 0
+end
+
+-- argv: the arguments after "webhooks". getenv: os.getenv by default. Returns the exit status.
+function M.main(argv, getenv)
+  local action = argv[1]
+  if action == "--help" or action == "-h" or action == "help" then
+    top_usage(io.stdout)
+    return 0
+  end
+  local known = false
+  for _, a in ipairs(ACTIONS) do known = known or a == action end
+  if not known then
+    top_usage(io.stderr)
+    if action == nil then return common.usage_error(nil, PROG, "an action is required") end
+    return common.usage_error(nil, PROG, "unknown action '" .. action .. "'")
+  end
+  local p = parser(action)
+  local args, status = common.parse(p, PROG, { table.unpack(argv, 2) })
+  if not args then return status end
+  if args.id then
+    local bad = nonempty_id(p, args)
+    if bad then return bad end
+  end
+  if (args.topic == "") or (args.target_url == "") then
+    return common.usage_error(p, PROG, "--topic and --target-url must not be empty")
+  end
+  local client, cerr = common.client(getenv)
+  if not client then return common.usage_error(nil, PROG, cerr) end
+
+  local ok, status_or_err = pcall(function()
+    if action == "list" then return list(p, args, client) end
+    if action == "sync" then return sync(p, args, client) end
+    local result, err
+    if action == "create" then
+      result, err = client:create_webhook{ topic = args.topic, target_url = args.target_url }
+    elseif action == "get" then
+      result, err = client:get_webhook(args.id)
+    elseif action == "update" then
+      result, err = client:update_webhook(args.id,
+        { topic = args.topic, target_url = args.target_url })
+    elseif action == "delete" then
+      result, err = client:delete_webhook(args.id)
+      if result then
+        if args.json then
+          common.print_json({ deleted = true, id = args.id })
+        else
+          io.stdout:write("deleted ", args.id, "\n")
+        end
+        return 0
+      end
+    end
+    if not result then return common.fail(PROG, err) end
+    return show(args, result)
+  end)
+  client:close()
+  if not ok then return common.fail(PROG, status_or_err) end
+  return status_or_err
+end
+
+return M
