@@ -74,6 +74,34 @@ describe("client:get_events #memory", function()
     c:close()
   end)
 
+  it("rides out a 429 storm, waiting as the server says", function()
+    local ids = record(12)
+    assert(sb:fault{ path = "/api/v2/events", status = 429, count = 8,
+      headers = { ["RateLimit-Reset"] = "1500" }, body = '{"error":"Too many requests"}' })
+    local c, waits = helper.recording(sb)
+    local results, errs = c:get_events(ids, { concurrency = 4 })
+    for i = 1, 12 do
+      assert.is_table(results[i], tostring(errs[i]))
+      assert.are.equal(i, results[i].payload.n)
+    end
+    assert.is_true(#waits >= 1)
+    for _, w in ipairs(waits) do assert.is_true(math.abs(w - 1.5) < 0.01, tostring(w)) end
+    c:close()
+  end)
+
+  it("survives dropped connections: the dropped ids go round again, none is lost", function()
+    local ids = record(16)
+    assert(sb:fault{ path = "/api/v2/events", drop = true, count = 5 })
+    local c, waits = helper.recording(sb)
+    local results, errs = c:get_events(ids, { concurrency = 4 })
+    for i = 1, 16 do
+      assert.is_table(results[i], tostring(errs[i]))
+      assert.are.equal(i, results[i].payload.n)
+    end
+    assert.is_true(#waits >= 1)
+    c:close()
+  end)
+
   it("reports attempts on errors that stay after the retries", function()
     local ids = record(2)
     assert(sb:fault{ path = "/api/v2/events", status = 503, count = 100 })
