@@ -15,7 +15,9 @@ local cjson = require("cjson")
 local http = require("socket.http")
 local ltn12 = require("ltn12")
 local socket = require("socket")
-local stats = dofile((arg[0]:match("^(.*)/[^/]*$") or ".") .. "/stats.lua")
+local BENCH_DIR = arg[0]:match("^(.*)/[^/]*$") or "."
+local stats = dofile(BENCH_DIR .. "/stats.lua")
+local c_loop = dofile(BENCH_DIR .. "/c_loop.lua")
 
 local USAGE = "usage: client_bench.lua BASE_URL CURL_LOOP [ROUNDS] [REQUESTS] [SECONDS] "
   .. "[SOCKET_REQUESTS] [MODE]"
@@ -39,57 +41,10 @@ local now = ok_core and core.now or socket.gettime
 
 local client = assert(thinkific.new{ api_key = API_KEY, base_url = base_url })
 
--- The headers the library sends, read from the request it builds (an internal method); the
--- documented defaults when that is not available.
-local function library_headers()
-  local headers
-  if type(client._request) == "function" then
-    local ok, request = pcall(client._request, client, "GET", "/webhooks", WEBHOOK_ID)
-    if ok and type(request) == "table" and type(request.headers) == "table" then
-      headers = request.headers
-    end
-  end
-  headers = headers or {
-    ["Authorization"] = "Bearer " .. API_KEY,
-    ["Accept"] = "application/json",
-    ["User-Agent"] = "lua-thinkific/" .. thinkific._VERSION,
-  }
-  local names = {}
-  for name in pairs(headers) do names[#names + 1] = name end
-  table.sort(names)
-  return headers, names
-end
-
-local headers, header_names = library_headers()
-
-local function shell_quote(s)
-  return "'" .. s:gsub("'", "'\\''") .. "'"
-end
-
--- The C loop reads counts on its standard input (our pipe) and answers "<done> <seconds>" on
--- a FIFO that we read: Lua's io.popen goes one way only.
-local fifo = curl_loop .. ".fifo"
-local c_in, c_out
-do
-  os.remove(fifo)
-  assert(os.execute("mkfifo " .. shell_quote(fifo)), "mkfifo failed")
-  local words = { shell_quote(curl_loop), shell_quote(url) }
-  for _, name in ipairs(header_names) do
-    words[#words + 1] = shell_quote(name .. ": " .. headers[name])
-  end
-  words[#words + 1] = ">" .. shell_quote(fifo)
-  c_in = assert(io.popen(table.concat(words, " "), "w"))
-  c_out = assert(io.open(fifo, "r")) -- waits until the C loop opens its end
-  c_in:setvbuf("line")
-end
-
-local function burst_curl_loop(n)
-  c_in:write(n, "\n")
-  local line = c_out:read("l")
-  local done, seconds = (line or ""):match("^(%d+) (%S+)$")
-  if not done then error("the C loop failed (see its message above)") end
-  return tonumber(done), tonumber(seconds)
-end
+local headers, header_names = c_loop.library_headers(client, "/webhooks", WEBHOOK_ID, API_KEY,
+  thinkific._VERSION)
+local c_curl_loop = c_loop.start(curl_loop, { url }, headers, header_names)
+local burst_curl_loop = c_curl_loop.batch
 
 local function check_webhook(w, err)
   if not w then error("get_webhook failed: " .. tostring(err), 2) end
@@ -163,10 +118,7 @@ for round = 1, rounds do
   io.stderr:write(string.format("client%s round %d/%d: %s\n", mode, round, rounds, table.concat(line, ", ")))
 end
 
-c_in:write("0\n")
-c_in:close()
-c_out:close()
-os.remove(fifo)
+c_curl_loop.close()
 client:close()
 
 local medians = {}

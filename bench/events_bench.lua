@@ -12,7 +12,9 @@
 -- min, max of the rounds' events/s) and a "ratio ..." line, as client_bench.lua does.
 local thinkific = require("thinkific")
 local socket = require("socket")
-local stats = dofile((arg[0]:match("^(.*)/[^/]*$") or ".") .. "/stats.lua")
+local BENCH_DIR = arg[0]:match("^(.*)/[^/]*$") or "."
+local stats = dofile(BENCH_DIR .. "/stats.lua")
+local c_loop = dofile(BENCH_DIR .. "/c_loop.lua")
 
 local USAGE = "usage: events_bench.lua BASE_URL CURL_MULTI_LOOP [ROUNDS] [IDS] [CALLS] [SECONDS] "
   .. "[MODE] [CONCURRENCY]"
@@ -38,57 +40,11 @@ local ids = {}
 for i = 1, n_ids do ids[i] = i end
 local opts = { concurrency = concurrency }
 
--- The headers the library sends, read from the request it builds (an internal method); the
--- documented defaults when that is not available.
-local function library_headers()
-  local headers
-  if type(client._request) == "function" then
-    local ok, request = pcall(client._request, client, "GET", "/events", "1")
-    if ok and type(request) == "table" and type(request.headers) == "table" then
-      headers = request.headers
-    end
-  end
-  headers = headers or {
-    ["Authorization"] = "Bearer " .. API_KEY,
-    ["Accept"] = "application/json",
-    ["User-Agent"] = "lua-thinkific/" .. thinkific._VERSION,
-  }
-  local names = {}
-  for name in pairs(headers) do names[#names + 1] = name end
-  table.sort(names)
-  return headers, names
-end
-
-local headers, header_names = library_headers()
-
-local function shell_quote(s)
-  return "'" .. s:gsub("'", "'\\''") .. "'"
-end
-
--- The C loop reads counts on its standard input (our pipe) and answers "<done> <seconds>" on
--- a FIFO that we read: Lua's io.popen goes one way only.
-local fifo = curl_multi_loop .. ".fifo"
-local c_in, c_out
-do
-  os.remove(fifo)
-  assert(os.execute("mkfifo " .. shell_quote(fifo)), "mkfifo failed")
-  local words = { shell_quote(curl_multi_loop), shell_quote(prefix), tostring(concurrency) }
-  for _, name in ipairs(header_names) do
-    words[#words + 1] = shell_quote(name .. ": " .. headers[name])
-  end
-  words[#words + 1] = ">" .. shell_quote(fifo)
-  c_in = assert(io.popen(table.concat(words, " "), "w"))
-  c_out = assert(io.open(fifo, "r")) -- waits until the C loop opens its end
-  c_in:setvbuf("line")
-end
-
-local function batch_curl_multi_loop()
-  c_in:write(n_ids, "\n")
-  local line = c_out:read("l")
-  local done, seconds = (line or ""):match("^(%d+) (%S+)$")
-  if not done then error("the C multi loop failed (see its message above)") end
-  return tonumber(done), tonumber(seconds)
-end
+local headers, header_names = c_loop.library_headers(client, "/events", "1", API_KEY,
+  thinkific._VERSION)
+local c_multi = c_loop.start(curl_multi_loop, { prefix, tostring(concurrency) }, headers,
+  header_names)
+local function batch_curl_multi_loop() return c_multi.batch(n_ids) end
 
 -- Every result must be an event table; checked after the clock stops.
 local function check_events(results, errs)
@@ -149,10 +105,7 @@ for round = 1, rounds do
   io.stderr:write(string.format("events%s round %d/%d: %s\n", mode, round, rounds, table.concat(line, ", ")))
 end
 
-c_in:write("0\n")
-c_in:close()
-c_out:close()
-os.remove(fifo)
+c_multi.close()
 client:close()
 
 local medians = {}

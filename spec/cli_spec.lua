@@ -13,23 +13,9 @@ describe("thinkific command line", function()
   local sb, dir
   helper.with_sandbox(function(s) sb = s end, { api_key = API_KEY, secret = SECRET })
 
-  setup(function()
-    dir = os.tmpname()
-    os.remove(dir)
-    assert.are.equal(0, helper.execute("mkdir -m 700 " .. dir))
-  end)
+  helper.scratch_dir(function(d) dir = d end)
 
-  teardown(function()
-    os.execute("rm -rf " .. process.quote(dir))
-  end)
-
-  local function write(name, text)
-    local path = dir .. "/" .. name
-    local f = assert(io.open(path, "w"))
-    f:write(text)
-    f:close()
-    return path
-  end
+  local function write(name, text) return helper.write(dir, name, text) end
 
   local LUA_PATH, LUA_CPATH = helper.lua54_paths()
 

@@ -87,6 +87,30 @@ function helper.sandbox(opts)
   return require("thinkific.sandbox").spawn(opts or { port = 0 })
 end
 
+-- A private temporary directory (mode 700) for the current describe block, handed to
+-- set(path) before its first test and removed after its last.
+function helper.scratch_dir(set)
+  local dir
+  busted.lazy_setup(function()
+    dir = os.tmpname()
+    os.remove(dir)
+    assert(helper.execute("mkdir -m 700 '" .. dir .. "'") == 0, "mkdir " .. dir)
+    set(dir)
+  end)
+  busted.lazy_teardown(function()
+    if dir then os.execute("rm -rf '" .. dir .. "'") end
+  end)
+end
+
+-- Writes text to dir/name and returns the path.
+function helper.write(dir, name, text)
+  local path = dir .. "/" .. name
+  local f = assert(io.open(path, "w"))
+  f:write(text)
+  f:close()
+  return path
+end
+
 -- Gives the enclosing describe block a sandbox of its own: spawned before the block's first
 -- test and handed to set(sb), reset before each test, stopped after the block's last test.
 -- opts: spawn options ({ port = 0 } by default), and reset = false to keep the sandbox's

@@ -314,23 +314,9 @@ end)
 describe("thinkific listen (command line)", function()
   local dir
 
-  setup(function()
-    dir = os.tmpname()
-    os.remove(dir)
-    assert.are.equal(0, helper.execute("mkdir -m 700 " .. dir))
-  end)
+  helper.scratch_dir(function(d) dir = d end)
 
-  teardown(function()
-    os.execute("rm -rf " .. process.quote(dir))
-  end)
-
-  local function write(name, text)
-    local path = dir .. "/" .. name
-    local f = assert(io.open(path, "w"))
-    f:write(text)
-    f:close()
-    return path
-  end
+  local function write(name, text) return helper.write(dir, name, text) end
 
   local function command(args)
     return string.format("lua5.4 %s/bin/thinkific listen %s", process.quote(REPO), args)
