@@ -140,12 +140,55 @@ describe("client:get_events #memory", function()
     helper.argerror(2, "get_events", function() c:get_events({ "a" }, { concurrency = 65 }) end)
     helper.argerror(2, "get_events", function() c:get_events({ "a" }, { concurrency = 2.5 }) end)
     helper.argerror(2, "get_events", function() c:get_events({ "a" }, { speed = 1 }) end)
+    helper.argerror(2, "get_events", function() c:get_events({ "a" }, { progress = 1 }) end)
     helper.argerror(0, "get_events", function() c.get_events({ "a" }) end)
     local results, errs = c:get_events{}
     assert.are.same({}, results)
     assert.are.same({}, errs)
     c:close()
     assert.has_error(function() c:get_events{ "a" } end)
+  end)
+
+  it("reports progress as ids get their final answer, retried ones last", function()
+    local ids = record(5)
+    local list = {}
+    for i = 1, 300 do list[i] = ids[(i - 1) % 5 + 1] end
+    list[150] = "missing-1"
+    assert(sb:fault{ path = "/api/v2/events", status = 503, count = 2 })
+    local c = helper.recording(sb)
+    local calls = {}
+    local results, errs = c:get_events(list, { concurrency = 4, progress = function(done, total)
+      calls[#calls + 1] = { done, total }
+    end })
+    -- Slices of 32 * 4 = 128 ids: 128, 256 and 300 in the first round (less the two 503s, to
+    -- be retried), then 300 after the second round.
+    assert.are.same({ 126, 300 }, { calls[1][1], calls[1][2] })
+    assert.are.equal(4, #calls)
+    assert.are.same({ 300, 300 }, calls[4])
+    for k = 2, #calls do assert.is_true(calls[k][1] >= calls[k - 1][1]) end
+    assert.are.equal(false, results[150])
+    assert.are.equal(404, errs[150].status)
+    for i = 1, 300 do
+      if i ~= 150 then assert.is_table(results[i], tostring(errs[i])) end
+    end
+    c:close()
+  end)
+
+  it("calls progress after each id through a custom transport; its errors propagate", function()
+    local ids = record(3)
+    local c = helper.client(sb, { transport = helper.socket_transport({}) })
+    local seen = {}
+    c:get_events(ids, { progress = function(done, total) seen[#seen + 1] = done .. "/" .. total end })
+    assert.are.same({ "1/3", "2/3", "3/3" }, seen)
+    c:close()
+    c = helper.client(sb)
+    assert.has_error(function()
+      c:get_events(ids, { progress = function() error("stop here") end })
+    end, nil)
+    -- The interrupted call left nothing behind: the next one works.
+    local results = c:get_events(ids)
+    for i = 1, 3 do assert.is_table(results[i]) end
+    c:close()
   end)
 
   it("fetches 1,000 ids", function()
@@ -159,6 +202,62 @@ describe("client:get_events #memory", function()
       assert.is_table(results[i], errs[i] and tostring(errs[i]))
       assert.are.equal(tostring(ids[i]), tostring(results[i].id))
     end
+    c:close()
+  end)
+end)
+
+-- Not under valgrind (#memory): 10,000 requests there would take minutes.
+describe("client:get_events at scale", function()
+  local thinkific = require("thinkific")
+  local sb
+  helper.with_sandbox(function(s) sb = s end)
+
+  -- Lua heap in KiB after a full collection.
+  local function heap()
+    collectgarbage("collect")
+    collectgarbage("collect")
+    return collectgarbage("count")
+  end
+
+  it("fetches 10,000 ids in bounded memory: nothing is held beyond the results", function()
+    local few = {}
+    for i = 1, 10 do
+      few[i] = assert(sb:record_event{ resource = "order", action = "created", payload = { n = i } })
+    end
+    local ids = {}
+    for i = 1, 10000 do ids[i] = few[(i - 1) % 10 + 1] end
+    local c = helper.client(sb)
+    -- What one result costs: the same event decoded 1,000 times, in a list.
+    local body = assert(thinkific.encode(assert(c:get_event(few[1]))))
+    local base = heap()
+    local per_event
+    do
+      local copies = {}
+      for i = 1, 1000 do copies[i] = thinkific.decode(body) end
+      per_event = (heap() - base) / 1000
+      assert.are.equal(1000, #copies)
+    end
+    base = heap()
+    -- Sampled while the ids come in: the heap holds the results so far and lists of ids
+    -- (under 1 MiB for 10,000), never the answers' bodies.
+    local worst = -math.huge
+    local results, errs = c:get_events(ids, { concurrency = 16, progress = function(done)
+      local extra = heap() - base - per_event * done
+      if extra > worst then worst = extra end
+    end })
+    local extra = heap() - base - per_event * 10000
+    for i = 1, 10000 do
+      assert.is_table(results[i], errs[i] and tostring(errs[i]))
+      assert.are.equal(tostring(ids[i]), tostring(results[i].id))
+    end
+    local why = ("%.2f KiB per event; beyond the results: %.0f KiB at the end, %.0f KiB at worst")
+      :format(per_event, extra, worst)
+    assert.is_true(extra < 1024, why)
+    assert.is_true(worst < 1024, why)
+    results, errs = nil, nil -- luacheck: ignore
+    -- Dropping the results gives the memory back.
+    local left = heap() - base
+    assert.is_true(left < 256, ("%.0f KiB left"):format(left))
     c:close()
   end)
 end)

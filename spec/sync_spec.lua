@@ -127,6 +127,20 @@ describe("client:sync_webhooks #memory", function()
     assert_empty(again, "created", "deleted", "extra", "duplicates")
   end)
 
+  it("reports progress: each webhook read, then each change applied", function()
+    create("order.created", url(1))
+    create("lesson.completed", url(7))
+    local calls = {}
+    local function progress(done, total, stage)
+      calls[#calls + 1] = ("%s %d/%s"):format(stage, done, tostring(total))
+    end
+    assert(c:sync_webhooks(DESIRED, { prune = true, dry_run = true, progress = progress }))
+    assert.are.same({ "read 1/nil", "read 2/nil" }, calls)
+    calls = {}
+    assert(c:sync_webhooks(DESIRED, { prune = true, progress = progress }))
+    assert.are.same({ "read 1/nil", "read 2/nil", "apply 1/3", "apply 2/3", "apply 3/3" }, calls)
+  end)
+
   it("without prune, extras and duplicates are reported and kept", function()
     local kept = create("order.created", url(1))
     local extra = create("lesson.completed", url(7))
@@ -173,6 +187,7 @@ describe("client:sync_webhooks #memory", function()
     it("unknown or mistyped options", function()
       raises(2, function() c:sync_webhooks(DESIRED, { prnue = true }) end)
       raises(2, function() c:sync_webhooks(DESIRED, { dry_run = "yes" }) end)
+      raises(2, function() c:sync_webhooks(DESIRED, { progress = true }) end)
       raises(2, function() c:sync_webhooks(DESIRED, true) end)
       raises(0, function() c.sync_webhooks({}, DESIRED) end)
     end)

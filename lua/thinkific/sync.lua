@@ -3,13 +3,14 @@
 -- deletes what is not desired and extra copies of a desired pair. Idempotent: a run that fails
 -- half-way returns what it did in err.report, and running it again finishes the job.
 local core = require("thinkific.core")
-local argerror = require("thinkific.args").error
+local args = require("thinkific.args")
+local argerror, callable = args.error, args.callable
 
 local make_error = core.error
 local type, pairs, ipairs, tostring = type, pairs, ipairs, tostring
 
 local FNAME = "sync_webhooks"
-local OPTIONS = { dry_run = true, prune = true }
+local OPTIONS = { dry_run = "boolean", prune = "boolean", progress = "function" }
 
 -- The comparison key of a pair; nil for a webhook whose fields are not both strings.
 local function key_of(topic, target_url)
@@ -57,16 +58,18 @@ local function check_desired(desired)
   return list
 end
 
+-- Returns dry_run, prune, progress (a function or nil).
 local function check_opts(opts)
-  if opts == nil then return false, false end
+  if opts == nil then return false, false, nil end
   if type(opts) ~= "table" then argerror(2, FNAME, "table expected, got " .. type(opts)) end
   for k, v in pairs(opts) do
-    if not OPTIONS[k] then argerror(2, FNAME, "unknown option '" .. tostring(k) .. "'") end
-    if type(v) ~= "boolean" then
-      argerror(2, FNAME, ("option '%s' must be a boolean, got %s"):format(k, type(v)))
+    local want = OPTIONS[k]
+    if not want then argerror(2, FNAME, "unknown option '" .. tostring(k) .. "'") end
+    if not (type(v) == want or (want == "function" and callable(v))) then
+      argerror(2, FNAME, ("option '%s' must be a %s, got %s"):format(k, want, type(v)))
     end
   end
-  return opts.dry_run == true, opts.prune == true
+  return opts.dry_run == true, opts.prune == true, opts.progress
 end
 
 -- nil, err with err.report attached (err made a table if a transport gave something else).
@@ -80,16 +83,18 @@ end
 
 return function(client, desired, opts)
   local want = check_desired(desired)
-  local dry_run, prune = check_opts(opts)
+  local dry_run, prune, progress = check_opts(opts)
   local report = { created = {}, deleted = {}, unchanged = {}, extra = {}, duplicates = {} }
 
   -- Every page, in listing order: the first copy of a desired pair is kept, later copies are
   -- duplicates (also deleted with prune); the rest is extra (left alone), or deleted with prune.
   local wanted = {}
   for _, d in ipairs(want) do wanted[d.key] = true end
-  local present, remove = {}, {}
+  local present, remove, read = {}, {}, 0
   for webhook, err in client:webhooks{ limit = 250 } do
     if not webhook then return fail(err, report) end
+    read = read + 1
+    if progress then progress(read, nil, "read") end
     local key = key_of(webhook.topic, webhook.target_url)
     if key and wanted[key] then
       if present[key] then
@@ -117,6 +122,11 @@ return function(client, desired, opts)
 
   -- Creations first (in desired order), then deletions (in listing order): a failure
   -- half-way never leaves fewer desired webhooks than before.
+  local changes, changed = #missing + (prune and #remove or 0), 0
+  local function applied()
+    changed = changed + 1
+    if progress and not dry_run then progress(changed, changes, "apply") end
+  end
   for _, d in ipairs(missing) do
     if dry_run then
       report.created[#report.created + 1] = { topic = d.topic, target_url = d.target_url }
@@ -124,6 +134,7 @@ return function(client, desired, opts)
       local webhook, err = client:create_webhook{ topic = d.topic, target_url = d.target_url }
       if not webhook then return fail(err, report) end
       report.created[#report.created + 1] = webhook
+      applied()
     end
   end
   if prune then
@@ -138,6 +149,7 @@ return function(client, desired, opts)
         if not ok then return fail(err, report) end
       end
       report.deleted[#report.deleted + 1] = webhook
+      applied()
     end
   end
   return report

@@ -108,11 +108,41 @@ function M.webhook_line(w)
   return string.format("%s\t%s\t%s", field(w.id), field(w.topic), field(w.target_url))
 end
 
--- Is stderr a terminal? (for progress lines)
-function M.stderr_is_tty()
-  local ok, code = pcall(os.execute, "test -t 2")
+-- Is file descriptor fd (1: stdout, 2: stderr) a terminal?
+function M.is_tty(fd)
+  local ok, code = pcall(os.execute, "test -t " .. fd)
   if not ok then return false end
   return code == true or code == 0
+end
+
+-- Progress of a long run: nothing until it has taken PROGRESS_DELAY seconds (short runs stay
+-- quiet), then one stderr line rewritten at most every PROGRESS_EVERY seconds.
+M.PROGRESS_DELAY = 1
+M.PROGRESS_EVERY = 0.1
+
+-- Returns a reporter { show = function(line, final), finish = function() }; both do nothing
+-- when stderr is not a terminal, or when `quiet`. `final` shows the last figures even between
+-- two ticks.
+function M.progress(quiet)
+  local reporter = { show = function() end, finish = function() end }
+  if quiet or not M.is_tty(2) then return reporter end
+  local now = require("thinkific.core").now
+  local start, last, width, shown = now(), -math.huge, 0, nil
+  function reporter.show(line, final)
+    local t = now()
+    if t - start < M.PROGRESS_DELAY or (not final and t - last < M.PROGRESS_EVERY)
+        or line == shown then
+      return
+    end
+    last, shown = t, line
+    io.stderr:write("\r", line, string.rep(" ", width - #line))
+    if #line > width then width = #line end
+  end
+  function reporter.finish()
+    if width > 0 then io.stderr:write("\n") end
+    width = 0
+  end
+  return reporter
 end
 
 return M

@@ -13,7 +13,8 @@ local function parser()
   p:add_help(false)
   p:flag("-h --help", "Show this help and exit.")
   p:flag("--json", "Print the decoded JSON (one array; null for an id that failed).")
-  p:argument("ids", "Event ids."):args("+")
+  p:option("--concurrency", "Requests in flight at most, 1..64.", "8")
+  p:argument("ids", "Event ids; - reads more, separated by white space, from stdin."):args("+")
   return p
 end
 
@@ -40,18 +41,35 @@ function M.main(argv, getenv)
   local p = parser()
   local args, status = common.parse(p, PROG, { table.unpack(argv, 2) })
   if not args then return status end
+  local ids = {}
   for _, id in ipairs(args.ids) do
     if id == "" then return common.usage_error(p, PROG, "an event id must not be empty") end
+    if id == "-" then
+      for more in io.stdin:read("a"):gmatch("%S+") do ids[#ids + 1] = more end
+    else
+      ids[#ids + 1] = id
+    end
+  end
+  if #ids == 0 then return common.usage_error(p, PROG, "no event id on stdin") end
+  local concurrency = args.concurrency:find("^%d+$") and tonumber(args.concurrency)
+  if not concurrency or concurrency < 1 or concurrency > 64 then
+    return common.usage_error(p, PROG, "--concurrency must be a number 1..64")
   end
   local client, cerr = common.client(getenv)
   if not client then return common.usage_error(nil, PROG, cerr) end
-  local ok, results, errs = pcall(client.get_events, client, args.ids)
+  local reporter = common.progress()
+  local ok, results, errs = pcall(client.get_events, client, ids, {
+    concurrency = math.tointeger(concurrency),
+    progress = function(done, total)
+      reporter.show(string.format("events fetched: %d/%d", done, total), done == total)
+    end })
+  reporter.finish()
   client:close()
   if not ok then return common.fail(PROG, results) end
   local code = 0
   local thinkific = require("thinkific")
   local all = thinkific.array()
-  for i, id in ipairs(args.ids) do
+  for i, id in ipairs(ids) do
     local ev = results[i]
     if ev then
       if args.json then all[i] = ev else io.stdout:write(event_line(ev), "\n") end

@@ -119,12 +119,25 @@ local function print_report(report, title, dry)
     #report.created, #report.deleted, #report.unchanged, #report.extra, #report.duplicates))
 end
 
+-- progress(done, total, stage) for client:sync_webhooks, shown by reporter.
+local function sync_progress(reporter)
+  return function(done, total, stage)
+    if stage == "read" then
+      reporter.show("webhooks read: " .. done)
+    else
+      reporter.show(string.format("changes applied: %d/%d", done, total), done == total)
+    end
+  end
+end
+
 local function sync(p, args, client)
   local desired, err = M.load_desired(args.file)
   if not desired then return common.usage_error(nil, PROG, err) end
   local function run(dry)
+    local reporter = common.progress()
     local ok, report, serr = pcall(client.sync_webhooks, client, desired,
-      { dry_run = dry, prune = args.prune and true or false })
+      { dry_run = dry, prune = args.prune and true or false, progress = sync_progress(reporter) })
+    reporter.finish()
     if not ok then return nil, nil, report end   -- raised: a bad FILE
     return report, serr
   end
@@ -157,10 +170,11 @@ local function list(p, args, client)
     return common.usage_error(p, PROG, "--limit must be a number 1..250")
   end
   local all = require("thinkific").array()
-  local tty = common.stderr_is_tty()
+  -- Text lines stream out as pages come: on a terminal they are the progress.
+  local progress = common.progress(not args.json and common.is_tty(1))
   for webhook, err in client:webhooks{ limit = limit } do
     if not webhook then
-      if tty and #all >= 1000 then io.stderr:write("\n") end
+      progress.finish()
       return common.fail(PROG, err)
     end
     if args.json then
@@ -169,9 +183,10 @@ local function list(p, args, client)
       io.stdout:write(common.webhook_line(webhook), "\n")
       all[#all + 1] = true
     end
-    if tty and #all % 1000 == 0 then io.stderr:write("\rlisted ", #all) end
+    progress.show("webhooks listed: " .. #all)
   end
-  if tty and #all >= 1000 then io.stderr:write("\n") end
+  progress.show("webhooks listed: " .. #all, true)
+  progress.finish()
   if args.json then
     local ok, err = common.print_json(all)
     if not ok then return common.fail(PROG, err) end
