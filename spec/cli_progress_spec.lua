@@ -5,44 +5,42 @@
 local helper = require("spec.helper")
 local process = require("thinkific.sandbox.process")
 
-local SPEC_DIR = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "spec"
-local REPO = SPEC_DIR .. "/.."
 local API_KEY = "cli-progress-api-key-31"
 
-describe("thinkific command line progress", function()
+describe("thinkific command line progress #lua54", function()
   local sb, dir
   helper.with_sandbox(function(s) sb = s end, { api_key = API_KEY })
   helper.scratch_dir(function(d) dir = d end)
 
-  local LUA_PATH, LUA_CPATH = helper.lua54_paths()
-
-  -- Runs `thinkific <args>` with stdin from `stdin` (default /dev/null) and stdout to a file
-  -- unless `stdout_to_tty`. With `tty`, stderr (and that stdout) is a pseudo-terminal whose
-  -- output is returned as `screen`. Returns status, stdout, screen or stderr.
-  local function run(args, opts)
+  -- Runs `thinkific <argv>` with stdin from the file `opts.stdin` (default /dev/null) and stdout
+  -- to a file unless `opts.stdout_to_tty`. With `opts.tty`, stderr (and that stdout) is a
+  -- pseudo-terminal whose output is returned as `screen`. Returns status, stdout, screen or
+  -- stderr.
+  local function run(argv, opts)
     opts = opts or {}
     local out, err = dir .. "/out", dir .. "/err"
-    local command = string.format("timeout 60 lua5.4 %s/bin/thinkific %s <%s",
-      process.quote(REPO), args, opts.stdin and process.quote(opts.stdin) or "/dev/null")
+    local command = "timeout 60 " .. helper.cli_command(argv) .. " <"
+      .. (opts.stdin and process.quote(opts.stdin) or "/dev/null")
     if not opts.stdout_to_tty then command = command .. " >" .. out end
     if opts.tty then
       command = "script -qec " .. process.quote(command) .. " /dev/null </dev/null >" .. err
     else
       command = command .. " 2>" .. err
     end
-    local env = string.format("env -u LUA_INIT -u LUA_INIT_5_4 -u THINKIFIC_ACCESS_TOKEN "
-      .. "THINKIFIC_API_KEY=%s THINKIFIC_BASE_URL=%s THINKIFIC_SUBDOMAIN=acme "
-      .. "LUA_PATH_5_4=%s LUA_CPATH_5_4=%s sh -c %s", process.quote(API_KEY),
-      process.quote(sb.url), process.quote(LUA_PATH), process.quote(LUA_CPATH),
-      process.quote(command))
-    local code = helper.execute(env)
+    local exports = {}
+    for name, value in pairs(helper.cli_env{ THINKIFIC_API_KEY = API_KEY,
+      THINKIFIC_BASE_URL = sb.url, THINKIFIC_SUBDOMAIN = "acme" }) do
+      exports[#exports + 1] = value and ("export " .. name .. "=" .. process.quote(value) .. ";")
+        or ("unset " .. name .. ";")
+    end
+    local code = helper.execute(table.concat(exports, " ") .. " " .. command)
     return code, process.read_file(out) or "", process.read_file(err) or ""
   end
 
   it("runs under a pseudo-terminal from util-linux's script", function()
     assert.are.equal(0, helper.execute("command -v script >/dev/null"),
       "`script` (Debian package bsdutils) is needed")
-    local code, _, screen = run("webhooks --help", { tty = true, stdout_to_tty = true })
+    local code, _, screen = run({ "webhooks", "--help" }, { tty = true, stdout_to_tty = true })
     assert.are.equal(0, code)
     assert.matches("Usage: thinkific webhooks", screen)
   end)
@@ -54,21 +52,21 @@ describe("thinkific command line progress", function()
     local file = helper.write(dir, "ids", table.concat(ids, "\n") .. "\n")
     -- 600 ids, 8 at a time, 20 ms each: 1.5 s at least.
     assert(sb:fault{ path = "/api/v2/events", delay_ms = 20, count = 600 })
-    local code, out, screen = run("events get -", { tty = true, stdin = file })
+    local code, out, screen = run({ "events", "get", "-" }, { tty = true, stdin = file })
     assert.are.equal(0, code, screen)
     assert.are.equal(600, select(2, out:gsub("\n", "")))
     assert.matches("^\revents fetched: %d+/600", screen)
     assert.matches("\revents fetched: 600/600\r?\n$", screen)
 
     assert(sb:fault{ path = "/api/v2/events", delay_ms = 20, count = 600 })
-    local code2, out2, err2 = run("events get -", { stdin = file })
+    local code2, out2, err2 = run({ "events", "get", "-" }, { stdin = file })
     assert.are.equal(0, code2)
     assert.are.equal(out, out2)
     assert.are.equal("", err2)
   end)
 
   it("events get: a short run stays quiet on a terminal", function()
-    local code, out, screen = run("events get " .. sb.seeded_events[1], { tty = true })
+    local code, out, screen = run({ "events", "get", sb.seeded_events[1] }, { tty = true })
     assert.are.equal(0, code)
     assert.matches("^" .. sb.seeded_events[1] .. "\t", out)
     assert.are.equal("", screen)
@@ -81,7 +79,7 @@ describe("thinkific command line progress", function()
     end
     local file = helper.write(dir, "desired.json", "[" .. table.concat(desired, ",") .. "]")
     assert(sb:fault{ path = "/api/v2/webhooks", method = "POST", delay_ms = 400, count = 4 })
-    local code, out, screen = run("webhooks sync " .. process.quote(file), { tty = true })
+    local code, out, screen = run({ "webhooks", "sync", file }, { tty = true })
     assert.are.equal(0, code, screen)
     assert.matches("plan:\n.*applied:\n.*4 created", out)
     assert.matches("\rchanges applied: 4/4\r?\n$", screen)
@@ -93,14 +91,14 @@ describe("thinkific command line progress", function()
     assert(c:create_webhook{ topic = "order.created", target_url = "https://example.com/1" })
     c:close()
     assert(sb:fault{ path = "/api/v2/webhooks", method = "GET", delay_ms = 1200, count = 1 })
-    local code, out, screen = run("webhooks list --json", { tty = true })
+    local code, out, screen = run({ "webhooks", "list", "--json" }, { tty = true })
     assert.are.equal(0, code, screen)
     assert.matches("^%[", out)
     assert.matches("^\rwebhooks listed: %d+\r?\n$", screen)
 
     assert(sb:fault{ path = "/api/v2/webhooks", method = "GET", delay_ms = 1200, count = 1 })
     local _
-    code, _, screen = run("webhooks list", { tty = true, stdout_to_tty = true })
+    code, _, screen = run({ "webhooks", "list" }, { tty = true, stdout_to_tty = true })
     assert.are.equal(0, code, screen)
     assert.matches("order%.created\thttps://example%.com/1", screen)
     assert.is_nil(screen:find("listed", 1, true))

@@ -187,6 +187,84 @@ function helper.wait_until(pred, seconds)
   return pred() and true or false
 end
 
+-- The `thinkific` command is Lua 5.4 whatever runs the specs: bin/thinkific of this checkout.
+helper.repo = SPEC_DIR .. "/.."
+
+-- Every variable the command reads, unset unless a spec sets it: what the shell running the
+-- specs has never leaks in.
+local CLI_VARIABLES = { "THINKIFIC_API_KEY", "THINKIFIC_ACCESS_TOKEN", "THINKIFIC_SUBDOMAIN",
+  "THINKIFIC_BASE_URL", "THINKIFIC_WEBHOOK_SECRET", "THINKIFIC_SANDBOX_API_KEY",
+  "THINKIFIC_SANDBOX_SECRET", "SSL_CERT_FILE", "LUA_INIT", "LUA_INIT_5_4" }
+
+-- The environment for the command: the variables above unset, Lua 5.4's module paths, then
+-- each table of ... in turn (name -> value; false unsets).
+function helper.cli_env(...)
+  local path, cpath = helper.lua54_paths()
+  local env = { LUA_PATH_5_4 = path, LUA_CPATH_5_4 = cpath }
+  for _, name in ipairs(CLI_VARIABLES) do env[name] = false end
+  for i = 1, select("#", ...) do
+    for k, v in pairs(select(i, ...) or {}) do env[k] = v end
+  end
+  return env
+end
+
+-- "lua5.4 bin/thinkific 'arg' 'arg'…" for a list of arguments (each quoted).
+function helper.cli_command(argv)
+  local quote = require("thinkific.sandbox.process").quote
+  local parts = { "lua5.4", quote(helper.repo .. "/bin/thinkific") }
+  for _, a in ipairs(argv) do parts[#parts + 1] = quote(a) end
+  return table.concat(parts, " ")
+end
+
+-- A runner for the command: run(argv, env, stdin) runs bin/thinkific with argv (a list of
+-- strings) to the end, killed after 20 s, with the environment helper.cli_env(base(), env)
+-- (base: a function, read at each run, or a table), stdin from the file stdin (default
+-- /dev/null). Returns the exit status, stdout and stderr. No output may contain any string
+-- of the list `never` (credentials and secrets): each run checks.
+function helper.cli(base, never)
+  local process = require("thinkific.sandbox.process")
+  local luassert = require("luassert")
+  return function(argv, env, stdin)
+    local vars = helper.cli_env(type(base) == "function" and base() or base, env)
+    local parts = {}
+    for name, value in pairs(vars) do
+      parts[#parts + 1] = value and ("export " .. name .. "=" .. process.quote(value) .. ";")
+        or ("unset " .. name .. ";")
+    end
+    local out, err = os.tmpname(), os.tmpname()
+    local code = helper.execute(string.format("%s timeout 20 %s <%s >%s 2>%s",
+      table.concat(parts, " "), helper.cli_command(argv),
+      stdin and process.quote(stdin) or "/dev/null", process.quote(out), process.quote(err)))
+    local stdout, stderr = process.read_file(out) or "", process.read_file(err) or ""
+    os.remove(out)
+    os.remove(err)
+    for _, secret in ipairs(never or {}) do
+      luassert.is_nil((stdout .. stderr):find(secret, 1, true),
+        "the output of `thinkific " .. table.concat(argv, " ") .. "` shows a secret")
+    end
+    return code, stdout, stderr
+  end
+end
+
+-- Starts the command as a child process (listen, sandbox: they serve until stopped), with
+-- the environment helper.cli_env(env). Returns the process (thinkific.sandbox.process).
+function helper.cli_start(argv, env)
+  return require("thinkific.sandbox.process").start(helper.cli_command(argv), helper.cli_env(env))
+end
+
+-- Makes a self-signed certificate and its key (EC P-256: quick) in dir, valid for a day.
+-- subject: e.g. "/CN=127.0.0.1"; san: e.g. "IP:127.0.0.1,DNS:localhost", or nil for none.
+-- Returns the certificate's path, the key's path.
+function helper.certificate(dir, name, subject, san)
+  local quote = require("thinkific.sandbox.process").quote
+  local cert, key = dir .. "/" .. name .. ".pem", dir .. "/" .. name .. "-key.pem"
+  local command = string.format("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 "
+    .. "-nodes -days 1 -keyout %s -out %s -subj %s %s >/dev/null 2>&1", quote(key), quote(cert),
+    quote(subject), san and ("-addext " .. quote("subjectAltName=" .. san)) or "")
+  assert(helper.execute(command) == 0, "openssl could not make a certificate")
+  return cert, key
+end
+
 -- A custom transport (the contract of API.md) over LuaSocket's socket.http, independent of
 -- libcurl; every request is appended to `log` as {method =, url =} when given.
 function helper.socket_transport(log)

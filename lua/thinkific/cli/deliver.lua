@@ -2,9 +2,12 @@
 -- the envelope (FILE, or a bare payload in FILE wrapped in an envelope with a fresh 23-digit
 -- id), signed with THINKIFIC_WEBHOOK_SECRET in X-Thinkific-Hmac-Sha256, with
 -- X-Thinkific-Topic and X-Thinkific-Subdomain. Prints the answer's status and body; exit 0 on
--- 2xx, 1 otherwise. The secret and the signature are never printed.
+-- 2xx, 1 otherwise. An https server is verified (certificate chain and host name) against
+-- --ca-file, $SSL_CERT_FILE or the system CA bundle before anything is sent. The secret and
+-- the signature are never printed.
 local argparse = require("argparse")
 local common = require("thinkific.cli.common")
+local post = require("thinkific.cli.post")
 
 local M = {}
 
@@ -12,14 +15,19 @@ local PROG = "thinkific deliver"
 M.TIMEOUT = 10
 
 local function parser()
-  local p = argparse(PROG, "POST a signed delivery to a URL.")
+  local p = argparse(PROG, "POST a signed delivery to a URL. An https server is verified "
+    .. "(certificate and host name) before anything is sent.")
   p:add_help(false)
   p:flag("-h --help", "Show this help and exit.")
   p:flag("--json", "Print the answer as JSON {status, body}.")
   p:argument("url", "Where to POST (http or https).")
   p:option("--topic", "Topic, e.g. order.created."):count(1)
   p:option("--payload", "A JSON file: an envelope, or a bare payload to wrap."):count(1)
-  p:option("--timeout", "Seconds for the request.", tostring(M.TIMEOUT))
+  p:option("--timeout", "Seconds for the whole request (connect, TLS, answer).",
+    tostring(M.TIMEOUT))
+  p:option("--ca-file", "https: the CA certificates to trust (PEM): a private CA, or a test "
+    .. "server's self-signed certificate. Default: $SSL_CERT_FILE, else " .. post.SYSTEM_CA_FILE
+    .. ".")
   return p
 end
 
@@ -53,7 +61,7 @@ function M.main(argv, getenv)
   if not args then return status end
   if args.topic == "" then return common.usage_error(p, PROG, "--topic must not be empty") end
   local timeout = tonumber(args.timeout)
-  if not timeout or timeout <= 0 then
+  if not timeout or timeout <= 0 or timeout == math.huge then
     return common.usage_error(p, PROG, "--timeout must be a positive number")
   end
   local scheme = args.url:match("^(%a[%w+.-]*)://")
@@ -61,6 +69,10 @@ function M.main(argv, getenv)
   if scheme ~= "http" and scheme ~= "https" then
     return common.usage_error(p, PROG, "URL must be http:// or https://")
   end
+  if not args.url:find("^%a[%w+.-]*://[^/?#@]*@?[^/?#@]") then
+    return common.usage_error(p, PROG, "URL has no host")
+  end
+  if args.ca_file == "" then return common.usage_error(p, PROG, "--ca-file must not be empty") end
   local secret, serr = common.secret(getenv)
   if not secret then return common.usage_error(nil, PROG, serr) end
   local text, rerr = common.read_input(args.payload)
@@ -70,13 +82,15 @@ function M.main(argv, getenv)
   local body, berr = M.body(text, args.topic, subdomain)
   if not body then return common.fail(PROG, args.payload .. ": " .. tostring(berr)) end
 
-  local ltn12 = require("ltn12")
-  local http = scheme == "https" and require("ssl.https") or require("socket.http")
-  local saved = http.TIMEOUT
-  http.TIMEOUT = timeout
-  local chunks = {}
-  local ok, one, code = pcall(http.request, {
-    url = args.url, method = "POST",
+  local ca_file
+  if scheme == "https" then
+    local cerr
+    ca_file, cerr = post.ca_file(args.ca_file, getenv)
+    if not ca_file then return common.fail(PROG, cerr) end
+  end
+
+  local code, answer = post.send({
+    url = args.url, body = body, timeout = timeout, ca_file = ca_file,
     headers = {
       ["content-type"] = "application/json",
       ["content-length"] = tostring(#body),
@@ -85,16 +99,8 @@ function M.main(argv, getenv)
       ["x-thinkific-hmac-sha256"] = require("thinkific").sign(body, secret),
       ["user-agent"] = "lua-thinkific deliver",
     },
-    source = ltn12.source.string(body),
-    sink = ltn12.sink.table(chunks),
-    redirect = false,
   })
-  http.TIMEOUT = saved
-  if not ok then return common.fail(PROG, one) end
-  if not one or type(code) ~= "number" then
-    return common.fail(PROG, "POST " .. args.url:gsub("[?#].*$", "") .. ": " .. tostring(code))
-  end
-  local answer = table.concat(chunks)
+  if not code then return common.fail(PROG, answer) end
   if args.json then
     common.print_json({ status = code, body = answer })
   else
