@@ -193,6 +193,29 @@ describe("client:sync_webhooks #memory", function()
     end)
   end)
 
+  describe("faults it rides out", function()
+    it("a 429 storm on the listing and the creations, then a dropped DELETE", function()
+      local extra = create("lesson.completed", url(7))
+      local rc, waits = helper.recording(sb)
+      local limited = { status = 429, headers = { ["Retry-After"] = "2" },
+        body = { error = "Too many requests" } }
+      assert(sb:fault{ path = PATH, method = "GET", count = 2, status = limited.status,
+        headers = limited.headers, body = limited.body })
+      assert(sb:fault{ path = PATH, method = "POST", count = 2, status = limited.status,
+        headers = limited.headers, body = limited.body })
+      -- A dropped DELETE is retried (idempotent): the retry sees it done or does it.
+      assert(sb:fault{ path = PATH .. "/", method = "DELETE", drop = true, count = 1 })
+      local report = assert(rc:sync_webhooks(DESIRED, { prune = true }))
+      rc:close()
+      assert.are.same(DESIRED, pairs_of(report.created))
+      assert.are.same({ extra }, report.deleted)
+      assert.are.same(DESIRED, pairs_of(listing()))
+      -- Four waits of the server's 2 s, and one short one for the dropped DELETE.
+      assert.are.equal(5, #waits)
+      for i = 1, 4 do assert.are.equal(2, waits[i]) end
+    end)
+  end)
+
   describe("a failure half-way", function()
     it("the 2nd POST answers 422: nil, err with the first creation in err.report", function()
       assert(sb:fault{ path = PATH, method = "POST", delay_ms = 0, count = 1 })
