@@ -120,12 +120,13 @@ end
 M.PROGRESS_DELAY = 1
 M.PROGRESS_EVERY = 0.1
 
--- Returns a reporter { show = function(line, final), finish = function() }; both do nothing
--- when stderr is not a terminal, or when `quiet`. `final` shows the last figures even between
--- two ticks.
+-- Returns a reporter { active = boolean, show = function(line, final), finish = function() };
+-- inactive (both do nothing) when stderr is not a terminal, or when `quiet`. `final` shows
+-- the last figures even between two ticks.
 function M.progress(quiet)
-  local reporter = { show = function() end, finish = function() end }
+  local reporter = { active = false, show = function() end, finish = function() end }
   if quiet or not M.is_tty(2) then return reporter end
+  reporter.active = true
   local now = require("thinkific.core").now
   local start, last, width, shown = now(), -math.huge, 0, nil
   function reporter.show(line, final)

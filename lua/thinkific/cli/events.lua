@@ -58,11 +58,14 @@ function M.main(argv, getenv)
   local client, cerr = common.client(getenv)
   if not client then return common.usage_error(nil, PROG, cerr) end
   local reporter = common.progress()
-  local ok, results, errs = pcall(client.get_events, client, ids, {
-    concurrency = math.tointeger(concurrency),
+  local progress -- only when shown: it makes get_events work in slices
+  if reporter.active then
     progress = function(done, total)
       reporter.show(string.format("events fetched: %d/%d", done, total), done == total)
-    end })
+    end
+  end
+  local ok, results, errs = pcall(client.get_events, client, ids,
+    { concurrency = math.tointeger(concurrency), progress = progress })
   reporter.finish()
   client:close()
   if not ok then return common.fail(PROG, results) end
