@@ -24,12 +24,7 @@ describe("thinkific webhooks sync #lua54", function()
 
   local function fields(w) return (w.id or "-") .. "\t" .. w.topic .. "\t" .. w.target_url end
 
-  local function create(topic, target_url)
-    local c = helper.client(sb)
-    local w = assert(c:create_webhook{ topic = topic, target_url = target_url })
-    c:close()
-    return w
-  end
+  local function create(topic, target_url) return helper.create_webhook(sb, topic, target_url) end
 
   -- The sandbox's webhooks as "id\ttopic\turl" strings, in listing order.
   local function stored()

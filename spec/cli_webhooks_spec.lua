@@ -27,12 +27,7 @@ describe("thinkific webhooks #lua54", function()
     return all
   end
 
-  local function create(topic, target_url)
-    local c = helper.client(sb)
-    local w = assert(c:create_webhook{ topic = topic, target_url = target_url })
-    c:close()
-    return w
-  end
+  local function create(topic, target_url) return helper.create_webhook(sb, topic, target_url) end
 
   it("lists every page with --limit, in order, as text and as JSON", function()
     local code, out = run({ "webhooks", "list" })

@@ -151,6 +151,14 @@ function helper.recording(sb, opts)
   return helper.client(sb, o), waits
 end
 
+-- Creates a webhook in the sandbox through a short-lived client; returns it.
+function helper.create_webhook(sb, topic, target_url)
+  local c = helper.client(sb)
+  local w = assert(c:create_webhook{ topic = topic, target_url = target_url })
+  c:close()
+  return w
+end
+
 -- Expects fn() to raise the API's argument error "bad argument #n to 'name' (...)" (n = 0:
 -- "calling 'name' on bad self"), located in the caller's file (the user's line, not the
 -- library's). Returns the message.
