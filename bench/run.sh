@@ -8,6 +8,7 @@
 #   bench/router_bench.lua  router:handle vs cjson.decode (us per event), and events/s against
 #                           @octokit/webhooks' verifyAndReceive (bench/octokit_bench.mjs) when
 #                           Node 20+ is there
+#   bench/events_memory.lua what one get_events call of 10,000 ids holds beyond its results
 #   bench/receiver.sh       wrk against thinkific.ngx.serve in nginx, nginx's return 200 and
 #                           octokit's node middleware (needs make luajit and nginx's Lua module)
 # in interleaved rounds and prints the medians, the ratios and whether each target is met.
@@ -21,7 +22,8 @@
 # BENCH_REQUESTS (8000) for each keep-alive client, BENCH_SOCKET_REQUESTS (1000) for
 # LuaSocket, BENCH_DECODES (40000) for each decoder, BENCH_EVENTS (20000) for each receiver,
 # BENCH_EVENT_IDS (2000) ids per get_events call and BENCH_EVENT_CALLS (3) such calls for
-# each of the two parallel clients, BENCH_EVENT_CONCURRENCY (8),
+# each of the two parallel clients, BENCH_EVENT_CONCURRENCY (8), BENCH_MEMORY_IDS (10000) ids
+# for bench/events_memory.lua,
 # BENCH_SECONDS (2: the most one measurement may take in a round),
 # BENCH_PIN (1; 0: no pinning), BENCH_CPU (the CPU to pin to; default the first allowed),
 # BENCH_ANY_CPU (0; 1: also measure the client unpinned).
@@ -239,6 +241,10 @@ cat "$TMP/client.out" "$TMP/decode.out" "$TMP/router.out" | sed -n 's/^ratio //p
 echo "(median: of the per-round ratios, the verdict's figure; of medians: the ratio of the" \
   "rows' medians; rounds: the lowest and highest per-round ratio)"
 sed -n 's/^note //p' "$TMP/router.out"
+
+# What one big get_events call holds beyond its results.
+echo
+"$LUA" bench/events_memory.lua "$BASE_URL" "${BENCH_MEMORY_IDS:-10000}" "$EVENT_CONCURRENCY"
 
 # The receivers under wrk: thinkific.ngx against nginx's return 200 (and octokit's middleware).
 echo
