@@ -19,6 +19,8 @@ typedef struct {
   size_t limit;                /* the client's max_response */
   int overflow;                /* a callback stopped at the limit */
   long index;                  /* transport_multi.c: the list index in flight, 0 when idle */
+  tk_membuf url;               /* ... the URL in flight, '\0'-terminated */
+  size_t path_at;              /* ... where its path starts */
   char errbuf[CURL_ERROR_SIZE];
 } tk_xfer;
 

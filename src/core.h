@@ -40,8 +40,10 @@ int tk_push_result(lua_State *L, long status, int body_idx, int headers, int wan
 /* Encodes the value at idx as JSON and pushes the text (1), or pushes an error message (0). */
 int tk_json_encode(lua_State *L, int idx);
 
-/* Percent-encodes one path segment into the buffer (bytes outside A-Z a-z 0-9 - _ ~). */
+/* Percent-encodes one path segment into the buffer (bytes outside A-Z a-z 0-9 - _ ~); or into
+ * out, which has room for 3 * len bytes, returning the bytes written. */
 void tk_add_escaped(luaL_Buffer *b, const char *s, size_t len);
+size_t tk_escape(char *out, const char *s, size_t len);
 
 /* Wall-clock seconds since the epoch (float) and monotonic seconds. */
 double tk_wall_time(void);

@@ -48,8 +48,10 @@ void tk_xfer_release(tk_xfer *x) {
   x->easy = NULL;
   free(x->body.data);
   free(x->head.data);
+  free(x->url.data);
   memset(&x->body, 0, sizeof x->body);
   memset(&x->head, 0, sizeof x->head);
+  memset(&x->url, 0, sizeof x->url);
 }
 
 /* The options every easy handle of the client has; x receives the response. Needs the client

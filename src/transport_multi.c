@@ -8,22 +8,26 @@
 #include <string.h>
 #include "client.h"
 
-/* Pushes "/events/<escaped id>" for the id at idx (checked beforehand: string or integer). */
+/* The text of the id at idx (checked beforehand: string or integer): a string as it is, a
+ * number with every digit (num has room for 32 bytes). */
+static const char *id_text(lua_State *L, int idx, char *num, size_t *len) {
+  if (lua_type(L, idx) == LUA_TNUMBER) {
+    if (lua_isinteger(L, idx))
+      snprintf(num, 32, "%lld", (long long)lua_tointeger(L, idx));
+    else
+      snprintf(num, 32, "%.0f", (double)lua_tonumber(L, idx));
+    *len = strlen(num);
+    return num;
+  }
+  return lua_tolstring(L, idx, len); /* a string: alive in the list */
+}
+
+/* Pushes "/events/<escaped id>" for the id at idx. */
 static void push_event_path(lua_State *L, int idx) {
   luaL_Buffer b;
   size_t len;
-  const char *id;
   char num[32];
-  if (lua_type(L, idx) == LUA_TNUMBER) {
-    if (lua_isinteger(L, idx))
-      snprintf(num, sizeof num, "%lld", (long long)lua_tointeger(L, idx));
-    else
-      snprintf(num, sizeof num, "%.0f", (double)lua_tonumber(L, idx));
-    id = num;
-    len = strlen(num);
-  } else {
-    id = lua_tolstring(L, idx, &len); /* a string: alive in the list */
-  }
+  const char *id = id_text(L, idx, num, &len);
   luaL_buffinit(L, &b);
   luaL_addstring(&b, "/events/");
   tk_add_escaped(&b, id, len);
@@ -51,18 +55,39 @@ static void idle_pool(tk_client *c) {
   }
 }
 
-/* Starts the transfer of list[i] on slot x; returns 0 when libcurl refuses. Building the URL
- * on the Lua stack can raise only on a memory error; idle_pool recovers at the next call. */
-static int start(lua_State *L, tk_client *c, tk_xfer *x, int list, int uv, lua_Integer i) {
+/* Writes base + "/events/<escaped id>" into the slot's URL buffer, so that a start costs no Lua
+ * string; the path stays there for the errors of finish. 0 when out of memory. */
+static int build_url(lua_State *L, tk_xfer *x, const char *base, size_t blen, int idx) {
+  static const char events[] = "/events/";
+  size_t len, need;
+  char num[32];
+  const char *id = id_text(L, idx, num, &len);
+  need = blen + sizeof events + 3 * len; /* with the '\0' */
+  if (need > x->url.cap) {
+    char *bigger = (char *)realloc(x->url.data, need);
+    if (!bigger) return 0;
+    x->url.data = bigger;
+    x->url.cap = need;
+  }
+  memcpy(x->url.data, base, blen);
+  memcpy(x->url.data + blen, events, sizeof events - 1);
+  x->url.len = blen + sizeof events - 1;
+  x->url.len += tk_escape(x->url.data + x->url.len, id, len);
+  x->url.data[x->url.len] = '\0';
+  x->path_at = blen;
+  return 1;
+}
+
+/* Starts the transfer of list[i] on slot x; returns 0 when libcurl refuses. The handle's other
+ * options (headers, GET, the slot as private data) were set when it was made. */
+static int start(lua_State *L, tk_client *c, tk_xfer *x, int list, const char *base, size_t blen,
+                 lua_Integer i) {
+  int ok;
   lua_rawgeti(L, list, i);
-  lua_getfield(L, uv, "base_url");
-  push_event_path(L, lua_gettop(L) - 1);
-  lua_concat(L, 2);
-  curl_easy_setopt(x->easy, CURLOPT_URL, lua_tostring(L, -1)); /* copied by libcurl */
-  lua_pop(L, 2);
-  curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, c->hdr_plain);
-  curl_easy_setopt(x->easy, CURLOPT_HTTPGET, 1L);
-  curl_easy_setopt(x->easy, CURLOPT_PRIVATE, (void *)x);
+  ok = build_url(L, x, base, blen, lua_gettop(L));
+  lua_pop(L, 1);
+  if (!ok) luaL_error(L, "not enough memory"); /* idle_pool recovers at the next call */
+  curl_easy_setopt(x->easy, CURLOPT_URL, x->url.data); /* copied by libcurl */
   x->body.len = x->head.len = 0;
   x->overflow = 0;
   x->errbuf[0] = '\0';
@@ -71,34 +96,40 @@ static int start(lua_State *L, tk_client *c, tk_xfer *x, int list, int uv, lua_I
   return 1;
 }
 
-/* Decodes the finished transfer of slot x (out of the multi handle) into out[x->index]. */
-static void finish(lua_State *L, tk_xfer *x, CURLcode rc, int list, int out, int method) {
-  int top = lua_gettop(L), path;
+/* Decodes the finished transfer of slot x (out of the multi handle) into out[x->index];
+ * returns 1 when that is an error. */
+static int finish(lua_State *L, tk_xfer *x, CURLcode rc, int out, int method) {
+  int top = lua_gettop(L), pushed, path;
   long i = x->index;
   x->index = 0;
-  lua_rawgeti(L, list, i);
-  push_event_path(L, lua_gettop(L));
+  lua_pushlstring(L, x->url.data + x->path_at, x->url.len - x->path_at);
   path = lua_gettop(L);
   if (rc != CURLE_OK) {
-    tk_transfer_error(L, x, rc, method, path);
+    pushed = tk_transfer_error(L, x, rc, method, path);
   } else {
     long status = 0;
-    int headers = 0, body;
+    int body, headers = 0;
     curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
     lua_pushlstring(L, x->body.data ? x->body.data : "", x->body.len);
     body = lua_gettop(L);
-    if (x->body.cap > 1024 * 1024) {
-      free(x->body.data);
-      memset(&x->body, 0, sizeof x->body);
-    }
     if (status < 200 || status > 299) {
       tk_push_headers(L, &x->head);
       headers = lua_gettop(L);
     }
-    tk_push_result(L, status, body, headers, 1, method, path);
+    pushed = tk_push_result(L, status, body, headers, 1, method, path);
+  }
+  /* One large answer or very long id should not stay for the client's life. */
+  if (x->body.cap > 1024 * 1024) {
+    free(x->body.data);
+    memset(&x->body, 0, sizeof x->body);
+  }
+  if (x->url.cap > 64 * 1024) {
+    free(x->url.data);
+    memset(&x->url, 0, sizeof x->url);
   }
   lua_rawseti(L, out, i); /* the value, or the error after nil */
   lua_settop(L, top);
+  return pushed == 2;
 }
 
 /* A failure before anything was sent (no handle, libcurl refused it): out[i] = error. */
@@ -117,13 +148,16 @@ static void fail_unsent(lua_State *L, int list, int out, int method, lua_Integer
   lua_settop(L, top);
 }
 
-/* client:_exchange_many(ids, concurrency) -> out
+/* client:_exchange_many(ids, concurrency) -> out, failures
  * out[i] = the event (a table) or an error table (kind, status, message, sent, method, path),
- * for GET /events/<ids[i]>, at most `concurrency` transfers in flight. */
+ * for GET /events/<ids[i]>, at most `concurrency` transfers in flight; failures: how many
+ * errors out holds (0 spares the Lua side a pass over out). */
 static int client_exchange_many(lua_State *L) {
   tk_client *c = tk_check_client(L, 1);
-  lua_Integer n, i, next = 1, done = 0, conc;
+  lua_Integer n, i, next = 1, done = 0, conc, failures = 0;
   int active = 0, k, list = 2, uv, out, method;
+  const char *base;
+  size_t blen;
   luaL_checktype(L, 2, LUA_TTABLE);
   conc = luaL_checkinteger(L, 3);
   luaL_argcheck(L, conc >= 1 && conc <= TK_MAX_CONCURRENCY, 3, "concurrency must be 1..64");
@@ -136,6 +170,8 @@ static int client_exchange_many(lua_State *L) {
   }
   tk_getuservalue(L, 1);
   uv = lua_gettop(L);
+  lua_getfield(L, uv, "base_url");
+  base = lua_tolstring(L, -1, &blen); /* alive on the stack during the call */
   tk_ensure_headers(L, c);
   lua_createtable(L, n > 0 && n < 1 << 24 ? (int)n : 0, 0);
   out = lua_gettop(L);
@@ -143,7 +179,8 @@ static int client_exchange_many(lua_State *L) {
   method = lua_gettop(L);
   if (n == 0) {
     lua_pushvalue(L, out);
-    return 1;
+    lua_pushinteger(L, 0);
+    return 2;
   }
 
   if (!c->pool) {
@@ -167,11 +204,17 @@ static int client_exchange_many(lua_State *L) {
       if (x->index > 0) continue;
       if (!x->easy) {
         x->easy = curl_easy_init();
-        if (x->easy) tk_setup_easy(L, c, x->easy, x);
+        if (x->easy) { /* the pool's handles only ever send these GETs */
+          tk_setup_easy(L, c, x->easy, x);
+          curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, c->hdr_plain);
+          curl_easy_setopt(x->easy, CURLOPT_HTTPGET, 1L);
+          curl_easy_setopt(x->easy, CURLOPT_PRIVATE, (void *)x);
+        }
       }
-      if (!x->easy || !start(L, c, x, list, uv, next)) {
+      if (!x->easy || !start(L, c, x, list, base, blen, next)) {
         fail_unsent(L, list, out, method, next, "could not start a libcurl transfer");
         done++;
+        failures++;
       } else {
         active++;
       }
@@ -190,12 +233,13 @@ static int client_exchange_many(lua_State *L) {
       curl_multi_remove_handle(c->multi, e); /* msg is gone after this */
       active--;
       done++;
-      finish(L, x, rc, list, out, method);
+      failures += finish(L, x, rc, out, method);
     }
     if (active > 0 && running > 0) curl_multi_poll(c->multi, NULL, 0, 1000, NULL);
   }
   lua_pushvalue(L, out);
-  return 1;
+  lua_pushinteger(L, failures);
+  return 2;
 }
 
 void tk_transport_multi_open(lua_State *L) {

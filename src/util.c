@@ -18,14 +18,19 @@ double tk_monotonic_time(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* Unreserved bytes stay; the dot is escaped too: "." and ".." must never become path navigation. */
+static int unreserved(unsigned char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+         c == '_' || c == '~';
+}
+
+static const char hex[] = "0123456789ABCDEF";
+
 void tk_add_escaped(luaL_Buffer *b, const char *s, size_t len) {
-  static const char hex[] = "0123456789ABCDEF";
   size_t i;
   for (i = 0; i < len; i++) {
     unsigned char c = (unsigned char)s[i];
-    /* The dot is escaped too: "." and ".." must never become path navigation. */
-    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-        c == '-' || c == '_' || c == '~') {
+    if (unreserved(c)) {
       luaL_addchar(b, (char)c);
     } else {
       luaL_addchar(b, '%');
@@ -33,6 +38,22 @@ void tk_add_escaped(luaL_Buffer *b, const char *s, size_t len) {
       luaL_addchar(b, hex[c & 15]);
     }
   }
+}
+
+size_t tk_escape(char *out, const char *s, size_t len) {
+  char *o = out;
+  size_t i;
+  for (i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (unreserved(c)) {
+      *o++ = (char)c;
+    } else {
+      *o++ = '%';
+      *o++ = hex[c >> 4];
+      *o++ = hex[c & 15];
+    }
+  }
+  return (size_t)(o - out);
 }
 
 static int l_now(lua_State *L) {

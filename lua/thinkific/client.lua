@@ -335,21 +335,30 @@ function methods:get_events(ids, opts)
   local n = #ids
   local results, errs = {}, {}
   local sleep, retries, cap = state.sleep or core.sleep, state.retries, state.max_retry_wait
-  local pending = {} -- indices into ids still to fetch
-  for i = 1, n do pending[i] = i end
+  -- Indices into ids still to fetch; nil in round 1: all of them, in order.
+  local pending, count = nil, n
   local attempt, done = 0, 0
-  while #pending > 0 do
+  while count > 0 do
     attempt = attempt + 1
     local again, worst = {}, nil
-    local slice = progress and PROGRESS_SLICE * concurrency or #pending
-    for first = 1, #pending, slice do
+    local slice = progress and PROGRESS_SLICE * concurrency or count
+    for first = 1, count, slice do
       local last = first + slice - 1
-      if last > #pending then last = #pending end
-      local batch = {}
-      for j = first, last do batch[j - first + 1] = ids[pending[j]] end
-      local out = exchange_many(self, batch, concurrency)
+      if last > count then last = count end
+      -- The whole list at once is passed as it is (the C side reads it raw: not with a
+      -- metatable); else the slice is copied.
+      local batch = ids
+      if pending or last - first + 1 < n or getmetatable(ids) ~= nil then
+        batch = {}
+        for j = first, last do batch[j - first + 1] = ids[pending and pending[j] or j] end
+      end
+      local out, failures = exchange_many(self, batch, concurrency)
+      if failures == 0 and batch == ids then -- the usual case: out is the results
+        if progress then progress(n, n) end
+        return out, errs
+      end
       for j = first, last do
-        local i, v = pending[j], out[j - first + 1]
+        local i, v = pending and pending[j] or j, out[j - first + 1]
         if is_error(v) then
           v.attempts = attempt
           results[i], errs[i] = false, v
@@ -366,8 +375,8 @@ function methods:get_events(ids, opts)
       end
       if progress then progress(done, n) end
     end
-    pending = again
-    if #pending > 0 then sleep(delay(worst, attempt, cap)) end
+    pending, count = again, #again
+    if count > 0 then sleep(delay(worst, attempt, cap)) end
   end
   return results, errs
 end
