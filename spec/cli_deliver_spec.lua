@@ -179,7 +179,8 @@ describe("thinkific deliver (http) #lua54", function()
     assert.are.equal(1, code)
     assert.are.equal("", out)
     assert.matches("^thinkific deliver: POST [^\n]*: no answer within 0%.5 s %(%-%-timeout%)\n$", err)
-    assert.is_true(took >= 0.5 and took < 3, "took " .. took .. " s")
+    -- Generous: without the deadline it would wait for the spec runner's 20 s kill.
+    assert.is_true(took >= 0.5 and took < 10, "took " .. took .. " s")
 
     local drip = process.start("lua5.4 -e " .. process.quote(DRIP), helper.cli_env())
     local ok, why = pcall(function()
@@ -194,6 +195,7 @@ describe("thinkific deliver (http) #lua54", function()
     assert.are.equal(1, code)
     assert.are.equal("", out)
     assert.matches("no answer within 1 s %(%-%-timeout%)\n$", err)
-    assert.is_true(took >= 1 and took < 3, "took " .. took .. " s")
+    -- Under the 5 s the drip lasts: the deadline, not the end of the answer, stopped it.
+    assert.is_true(took >= 1 and took < 4.5, "took " .. took .. " s")
   end)
 end)

@@ -167,6 +167,7 @@ describe("thinkific deliver (https) #lua54", function()
     assert.are.equal("", out)
     assert.are.equal("thinkific deliver: POST https://127.0.0.1:" .. port
       .. "/: no answer within 0.5 s (--timeout)\n", err)
-    assert.is_true(took >= 0.5 and took < 3, "took " .. took .. " s")
+    -- Generous: without the deadline it would wait for the spec runner's 20 s kill.
+    assert.is_true(took >= 0.5 and took < 10, "took " .. took .. " s")
   end)
 end)
