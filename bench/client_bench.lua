@@ -17,6 +17,7 @@ local ltn12 = require("ltn12")
 local socket = require("socket")
 local BENCH_DIR = arg[0]:match("^(.*)/[^/]*$") or "."
 local stats = dofile(BENCH_DIR .. "/stats.lua")
+local round_of = dofile(BENCH_DIR .. "/turns.lua")
 local c_loop = dofile(BENCH_DIR .. "/c_loop.lua")
 
 local USAGE = "usage: client_bench.lua BASE_URL CURL_LOOP [ROUNDS] [REQUESTS] [SECONDS] "
@@ -90,25 +91,7 @@ local rates = {}
 for _, b in ipairs(benches) do rates[b.key] = {} end
 
 for round = 1, rounds do
-  local done, spent = {}, {}
-  for _, b in ipairs(benches) do done[b.key], spent[b.key] = 0, 0 end
-  collectgarbage()
-  local turn = round
-  while true do
-    local busy, out_of_time = false, false
-    for i = 0, #benches - 1 do -- the first to go changes every turn
-      local b = benches[(turn + i) % #benches + 1]
-      local n = math.min(b.burst, b.total - done[b.key])
-      if n > 0 then
-        local d, s = b.run(n)
-        done[b.key], spent[b.key] = done[b.key] + d, spent[b.key] + s
-        busy = true
-        if spent[b.key] > max_seconds then out_of_time = true end
-      end
-    end
-    turn = turn + 1
-    if not busy or out_of_time then break end
-  end
+  local done, spent = round_of(benches, round, max_seconds)
   local line = {}
   for _, b in ipairs(benches) do
     rates[b.key][round] = done[b.key] / spent[b.key]

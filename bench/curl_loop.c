@@ -11,40 +11,9 @@
  * or on a count of 0. Exit status: 0 on success, 1 on a failed request, 2 on a usage error. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-#include <curl/curl.h>
+#include "curl_common.h"
 
 #define WARMUP 200
-
-typedef struct {
-  char *data;
-  size_t len, cap;
-} buffer;
-
-static size_t on_body(char *p, size_t size, size_t n, void *ud) {
-  buffer *b = (buffer *)ud;
-  size_t bytes = size * n;
-  if (b->len + bytes > b->cap) {
-    size_t cap = b->cap ? b->cap : 1024;
-    char *bigger;
-    while (cap < b->len + bytes) cap *= 2;
-    bigger = (char *)realloc(b->data, cap);
-    if (bigger == NULL) return 0; /* aborts the transfer */
-    b->data = bigger;
-    b->cap = cap;
-  }
-  memcpy(b->data + b->len, p, bytes);
-  b->len += bytes;
-  return bytes;
-}
-
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* One request; 1 when it answered 200 with a body. */
 static int fetch(CURL *e, buffer *body) {
@@ -82,24 +51,12 @@ int main(int argc, char **argv) {
   headers = curl_slist_append(headers, "Expect:");
 
   curl_easy_setopt(e, CURLOPT_URL, argv[1]);
-  curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
-  curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
-  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-  curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, ""); /* the same Accept-Encoding line */
-  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 30000L);
-  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
-  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-  curl_easy_setopt(e, CURLOPT_WRITEDATA, &body);
+  setup_easy(e, headers, &body);
 
   for (i = 0; i < WARMUP && ok; i++) ok = fetch(e, &body);
   if (ok) {
     /* The canned answer: checked once, outside the timed loop. */
-    static const char topic[] = "\"order.created\"";
-    size_t j, tl = sizeof topic - 1;
-    int found = 0;
-    for (j = 0; j + tl <= body.len && !found; j++) found = memcmp(body.data + j, topic, tl) == 0;
-    if (!found) {
+    if (!contains(&body, "\"order.created\"")) {
       fprintf(stderr, "curl_loop: the answer has no \"order.created\" topic\n");
       ok = 0;
     }

@@ -13,19 +13,12 @@
  * count of 0. Exit status: 0 on success, 1 on a failed transfer, 2 on a usage error. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-#include <curl/curl.h>
+#include "curl_common.h"
 
 #define WARMUP 200
 #define MAX_CONCURRENCY 64
 #define MAX_SECONDS 120.0 /* a count that takes longer than this fails */
 
-typedef struct {
-  char *data;
-  size_t len, cap;
-} buffer;
 
 typedef struct {
   CURL *easy;
@@ -33,29 +26,6 @@ typedef struct {
   int busy;
   char url[512];
 } slot;
-
-static size_t on_body(char *p, size_t size, size_t n, void *ud) {
-  buffer *b = (buffer *)ud;
-  size_t bytes = size * n;
-  if (b->len + bytes > b->cap) {
-    size_t cap = b->cap ? b->cap : 1024;
-    char *bigger;
-    while (cap < b->len + bytes) cap *= 2;
-    bigger = (char *)realloc(b->data, cap);
-    if (bigger == NULL) return 0; /* aborts the transfer */
-    b->data = bigger;
-    b->cap = cap;
-  }
-  memcpy(b->data + b->len, p, bytes);
-  b->len += bytes;
-  return bytes;
-}
-
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* Whether the finished transfer of s answered 200 with a body. */
 static int answered(slot *s, CURLcode rc) {
@@ -163,27 +133,14 @@ int main(int argc, char **argv) {
     CURL *e = curl_easy_init();
     if (e == NULL) return 1;
     slots[i].easy = e;
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, ""); /* the same Accept-Encoding line */
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 30000L);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, &slots[i].body);
+    setup_easy(e, headers, &slots[i].body);
     curl_easy_setopt(e, CURLOPT_PRIVATE, (void *)&slots[i]);
   }
 
   ok = run(multi, slots, (int)conc, prefix, WARMUP, &last);
   if (ok) {
     /* The canned answer: checked once, outside the timed loop. */
-    static const char action[] = "\"action\"";
-    size_t j, tl = sizeof action - 1;
-    int found = 0;
-    for (j = 0; last && j + tl <= last->body.len && !found; j++)
-      found = memcmp(last->body.data + j, action, tl) == 0;
-    if (!found) {
+    if (last == NULL || !contains(&last->body, "\"action\"")) {
       fprintf(stderr, "curl_multi_loop: the answer is not an event (no \"action\")\n");
       ok = 0;
     }

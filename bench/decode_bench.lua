@@ -8,7 +8,9 @@
 -- decode) and a "ratio ..." line, as client_bench.lua does.
 local thinkific = require("thinkific")
 local cjson = require("cjson")
-local stats = dofile((arg[0]:match("^(.*)/[^/]*$") or ".") .. "/stats.lua")
+local BENCH_DIR = arg[0]:match("^(.*)/[^/]*$") or "."
+local stats = dofile(BENCH_DIR .. "/stats.lua")
+local round_of = dofile(BENCH_DIR .. "/turns.lua")
 
 local path = assert(arg[1], "usage: decode_bench.lua FILE [ROUNDS] [ITERATIONS] [SECONDS]")
 local rounds = math.tointeger(tonumber(arg[2] or 7)) or 7
@@ -54,30 +56,22 @@ local benches = {
   { key = "thinkific", label = tk_label, decode = tk_decode },
   { key = "cjson", label = "cjson.decode", decode = cjson.decode },
 }
+for _, b in ipairs(benches) do
+  b.burst, b.total = BURST, iterations
+  function b.run(n) return n, burst(b.decode, n) end
+end
 
 for _, b in ipairs(benches) do burst(b.decode, WARMUP) end
 
 local times = { thinkific = {}, cjson = {} }
 for round = 1, rounds do
-  local spent = { thinkific = 0, cjson = 0 }
-  local done = 0
-  collectgarbage()
-  while done < iterations do
-    local n = math.min(BURST, iterations - done)
-    local first = (done // BURST + round) % 2 -- alternate which goes first
-    for i = 0, 1 do
-      local b = benches[(first + i) % 2 + 1]
-      spent[b.key] = spent[b.key] + burst(b.decode, n)
-    end
-    done = done + n
-    if spent.thinkific > max_seconds or spent.cjson > max_seconds then break end
-  end
+  local done, spent = round_of(benches, round, max_seconds)
   local line = {}
   for _, b in ipairs(benches) do
-    times[b.key][round] = spent[b.key] / done * 1e6 -- microseconds per decode
+    times[b.key][round] = spent[b.key] / done[b.key] * 1e6 -- microseconds per decode
     line[#line + 1] = string.format("%s %.3f us", b.key, times[b.key][round])
   end
-  io.stderr:write(string.format("decode round %d/%d (%d each): %s\n", round, rounds, done,
+  io.stderr:write(string.format("decode round %d/%d (%d each): %s\n", round, rounds, done.cjson,
     table.concat(line, ", ")))
 end
 

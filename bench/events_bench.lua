@@ -14,6 +14,7 @@ local thinkific = require("thinkific")
 local socket = require("socket")
 local BENCH_DIR = arg[0]:match("^(.*)/[^/]*$") or "."
 local stats = dofile(BENCH_DIR .. "/stats.lua")
+local round_of = dofile(BENCH_DIR .. "/turns.lua")
 local c_loop = dofile(BENCH_DIR .. "/c_loop.lua")
 
 local USAGE = "usage: events_bench.lua BASE_URL CURL_MULTI_LOOP [ROUNDS] [IDS] [CALLS] [SECONDS] "
@@ -70,11 +71,12 @@ local function batch_get_events()
   return n_ids, seconds
 end
 
+-- A burst is one batch of n_ids; a round is `calls` of them each.
 local benches = {
   { key = "curl_multi_loop", label = "C curl_multi loop (" .. concurrency .. ")",
-    run = batch_curl_multi_loop },
+    run = batch_curl_multi_loop, burst = n_ids, total = n_ids * calls },
   { key = "get_events", label = "client:get_events(" .. n_ids .. " ids, " .. concurrency .. ")",
-    run = batch_get_events },
+    run = batch_get_events, burst = n_ids, total = n_ids * calls },
 }
 
 batch_get_events() -- warm-up: opens the pool's connections (the C loop warms up by itself)
@@ -83,19 +85,7 @@ local rates = {}
 for _, b in ipairs(benches) do rates[b.key] = {} end
 
 for round = 1, rounds do
-  local done, spent = {}, {}
-  for _, b in ipairs(benches) do done[b.key], spent[b.key] = 0, 0 end
-  collectgarbage()
-  for turn = round, round + calls - 1 do -- the first to go changes every turn
-    local out_of_time = false
-    for i = 0, #benches - 1 do
-      local b = benches[(turn + i) % #benches + 1]
-      local d, s = b.run()
-      done[b.key], spent[b.key] = done[b.key] + d, spent[b.key] + s
-      if spent[b.key] > max_seconds then out_of_time = true end
-    end
-    if out_of_time then break end
-  end
+  local done, spent = round_of(benches, round, max_seconds)
   local line = {}
   for _, b in ipairs(benches) do
     rates[b.key][round] = done[b.key] / spent[b.key]

@@ -22,7 +22,9 @@
 -- client_bench.lua does; run.sh prints them.
 local thinkific = require("thinkific")
 local cjson = require("cjson")
-local stats = dofile((arg[0]:match("^(.*)/[^/]*$") or ".") .. "/stats.lua")
+local BENCH_DIR = arg[0]:match("^(.*)/[^/]*$") or "."
+local stats = dofile(BENCH_DIR .. "/stats.lua")
+local round_of = dofile(BENCH_DIR .. "/turns.lua")
 
 local USAGE = "usage: router_bench.lua FILE [ROUNDS] [EVENTS] [SECONDS] [NODE] [FIFO]"
 local path = assert(arg[1], USAGE)
@@ -107,7 +109,7 @@ local octokit
 local function start_octokit()
   if not (node and fifo) then return end
   local function quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
-  local script = (arg[0]:match("^(.*)/[^/]*$") or ".") .. "/octokit_bench.mjs"
+  local script = BENCH_DIR .. "/octokit_bench.mjs"
   os.remove(fifo)
   if not os.execute("mkfifo " .. quote(fifo)) then
     notes[#notes + 1] = "node comparison skipped: mkfifo failed"
@@ -173,8 +175,15 @@ local benches = {
   { key = "verify", label = "thinkific.verify alone", run = burst_verify },
 }
 if octokit then
-  benches[#benches + 1] = { key = "octokit", label = octokit.label, run = burst_octokit }
+  local b = { key = "octokit", label = octokit.label }
+  function b.run(n) -- a node that broke is left out of the turns that follow
+    local done, seconds = burst_octokit(n)
+    b.off = octokit.broken ~= nil
+    return done, seconds
+  end
+  benches[#benches + 1] = b
 end
+for _, b in ipairs(benches) do b.burst, b.total = BURST, events end
 
 for _, b in ipairs(benches) do
   if b.key ~= "octokit" then b.run(WARMUP) end -- node warms itself up before it is ready
@@ -184,26 +193,7 @@ local times = {}
 for _, b in ipairs(benches) do times[b.key] = {} end
 
 for round = 1, rounds do
-  local done, spent = {}, {}
-  for _, b in ipairs(benches) do done[b.key], spent[b.key] = 0, 0 end
-  collectgarbage()
-  local turn = round
-  while true do
-    local busy, out_of_time = false, false
-    for i = 0, #benches - 1 do
-      local b = benches[(turn + i) % #benches + 1]
-      local n = math.min(BURST, events - done[b.key])
-      if n > 0 and not b.off then
-        local d, s = b.run(n)
-        done[b.key], spent[b.key] = done[b.key] + d, spent[b.key] + s
-        busy = true
-        if spent[b.key] > max_seconds then out_of_time = true end
-        if b.key == "octokit" and octokit.broken then b.off = true end
-      end
-    end
-    turn = turn + 1
-    if not busy or out_of_time then break end
-  end
+  local done, spent = round_of(benches, round, max_seconds)
   local line = {}
   for _, b in ipairs(benches) do
     if done[b.key] > 0 then

@@ -1,0 +1,31 @@
+-- One round of a bench script: the benches take turns in short bursts, so that all of them see
+-- the same moments of a noisy machine. Loaded by path, as stats.lua is.
+--
+--   local done, spent = round(benches, r, max_seconds)
+--
+-- Each bench is { key =, run = function(n) -> done, seconds, burst =, total =, off = }: a turn
+-- gives every bench not `off` one burst of min(burst, total - done), the first to go changing
+-- every turn (and every round). The round ends when each has done its total, or as soon as any
+-- has spent max_seconds. Returns done and spent (seconds), by key.
+return function(benches, r, max_seconds)
+  local done, spent = {}, {}
+  for _, b in ipairs(benches) do done[b.key], spent[b.key] = 0, 0 end
+  collectgarbage()
+  local turn = r
+  while true do
+    local busy, out_of_time = false, false
+    for i = 0, #benches - 1 do
+      local b = benches[(turn + i) % #benches + 1]
+      local n = math.min(b.burst, b.total - done[b.key])
+      if n > 0 and not b.off then
+        local d, s = b.run(n)
+        done[b.key], spent[b.key] = done[b.key] + d, spent[b.key] + s
+        busy = true
+        if spent[b.key] > max_seconds then out_of_time = true end
+      end
+    end
+    turn = turn + 1
+    if not busy or out_of_time then break end
+  end
+  return done, spent
+end
