@@ -21,6 +21,28 @@ function _M.error(n, fname, msg)
   error(("%s (%s)"):format(where, msg), user_level())
 end
 
+-- Checks webhook fields {topic =, target_url =}: a table, no other key, both non-empty
+-- strings; raises argument n of fname otherwise, each message after `prefix` (e.g.
+-- "entry 2: "; default none). Returns a copy with just the two fields.
+function _M.webhook_fields(fields, n, fname, prefix)
+  prefix = prefix or ""
+  if type(fields) ~= "table" then
+    _M.error(n, fname, prefix .. "table expected, got " .. type(fields))
+  end
+  for k in pairs(fields) do
+    if k ~= "topic" and k ~= "target_url" then
+      _M.error(n, fname, ("%sunknown field '%s'"):format(prefix, tostring(k)))
+    end
+  end
+  for _, k in ipairs{ "topic", "target_url" } do
+    local v = fields[k]
+    if type(v) ~= "string" or v == "" then
+      _M.error(n, fname, ("%sfield '%s' is required (a non-empty string)"):format(prefix, k))
+    end
+  end
+  return { topic = fields.topic, target_url = fields.target_url }
+end
+
 -- Functions and tables with a __call metamethod.
 function _M.callable(v)
   if type(v) == "function" then return true end

@@ -37,7 +37,7 @@ local OPTION_TYPES = {
 }
 
 local args = require("thinkific.args")
-local argerror, callable = args.error, args.callable
+local argerror, callable, webhook_fields = args.error, args.callable, args.webhook_fields
 
 local function check_options(opts)
   if type(opts) ~= "table" then argerror(1, "new", "table expected, got " .. type(opts)) end
@@ -122,22 +122,6 @@ local function call(self, method, path, id, query, body)
     return run(state, method, via_transport, state.transport, req, full_path, want_object)
   end
   return run(state, method, exchange, self, method, path, id, query, body, want_object)
-end
-
-local function check_fields(fields, n, fname)
-  if type(fields) ~= "table" then argerror(n, fname, "table expected, got " .. type(fields)) end
-  for k in pairs(fields) do
-    if k ~= "topic" and k ~= "target_url" then
-      argerror(n, fname, "unknown field '" .. tostring(k) .. "'")
-    end
-  end
-  for _, k in ipairs{ "topic", "target_url" } do
-    local v = fields[k]
-    if type(v) ~= "string" or v == "" then
-      argerror(n, fname, ("field '%s' is required (a non-empty string)"):format(k))
-    end
-  end
-  return { topic = fields.topic, target_url = fields.target_url }
 end
 
 local function check_limit(limit, fname)
@@ -239,7 +223,7 @@ end
 
 function methods:create_webhook(fields)
   check_self(self, "create_webhook")
-  local body = check_fields(fields, 1, "create_webhook")
+  local body = webhook_fields(fields, 1, "create_webhook")
   local value, err = call(self, "POST", "/webhooks", nil, nil, body)
   return value, err
 end
@@ -254,7 +238,7 @@ end
 function methods:update_webhook(id, fields)
   check_self(self, "update_webhook")
   check_id(id, 1, "update_webhook")
-  local body = check_fields(fields, 2, "update_webhook")
+  local body = webhook_fields(fields, 2, "update_webhook")
   local value, err = call(self, "PUT", "/webhooks", id, nil, body)
   return value, err
 end

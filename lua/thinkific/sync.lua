@@ -4,7 +4,7 @@
 -- half-way returns what it did in err.report, and running it again finishes the job.
 local core = require("thinkific.core")
 local args = require("thinkific.args")
-local argerror, callable = args.error, args.callable
+local argerror, callable, webhook_fields = args.error, args.callable, args.webhook_fields
 
 local make_error = core.error
 local type, pairs, ipairs, tostring = type, pairs, ipairs, tostring
@@ -32,28 +32,15 @@ local function check_desired(desired)
   end
   local list, seen = {}, {}
   for i = 1, n do
-    local entry = desired[i]
-    if type(entry) ~= "table" then
-      argerror(1, FNAME, ("entry %d: table expected, got %s"):format(i, type(entry)))
-    end
-    for k in pairs(entry) do
-      if k ~= "topic" and k ~= "target_url" then
-        argerror(1, FNAME, ("entry %d: unknown field '%s'"):format(i, tostring(k)))
-      end
-    end
-    for _, f in ipairs{ "topic", "target_url" } do
-      local v = entry[f]
-      if type(v) ~= "string" or v == "" then
-        argerror(1, FNAME, ("entry %d: field '%s' is required (a non-empty string)"):format(i, f))
-      end
-    end
+    local entry = webhook_fields(desired[i], 1, FNAME, ("entry %d: "):format(i))
     local key = key_of(entry.topic, entry.target_url)
     if seen[key] then
       argerror(1, FNAME, ("entry %d repeats entry %d (topic '%s', target_url '%s')"):format(
         i, seen[key], entry.topic, entry.target_url))
     end
     seen[key] = i
-    list[i] = { topic = entry.topic, target_url = entry.target_url, key = key }
+    entry.key = key -- entry is a fresh copy
+    list[i] = entry
   end
   return list
 end
