@@ -15,12 +15,6 @@ local function keys_of(t)
   return ks
 end
 
-local function ids_of(list)
-  local ids = {}
-  for i, w in ipairs(list) do ids[i] = w.id end
-  return ids
-end
-
 describe("client methods #memory", function()
   local sb, c
   helper.with_sandbox(function(s) sb = s end, { api_key = KEY })
@@ -97,24 +91,24 @@ describe("client methods #memory", function()
     it("lists in creation order with a limit, following next= cursors", function()
       local made = create(3)
       local p1 = assert(c:list_webhooks{ limit = 2 })
-      assert.are.same({ made[1].id, made[2].id }, ids_of(p1.items))
+      assert.are.same({ made[1].id, made[2].id }, helper.ids_of(p1.items))
       assert.are.equal("string", type(p1.next))
       assert.are.equal("table", type(p1.meta.page))
       assert.are.equal(3, p1.meta.page.total_items)
       local p2 = assert(c:list_webhooks{ limit = 2, next = p1.next })
-      assert.are.same({ made[3].id }, ids_of(p2.items))
+      assert.are.same({ made[3].id }, helper.ids_of(p2.items))
       assert.is_nil(p2.next)
     end)
 
     it("lists page by page with page=, next being the page number", function()
       local made = create(3)
       local p1 = assert(c:list_webhooks{ limit = 2, page = 1 })
-      assert.are.same({ made[1].id, made[2].id }, ids_of(p1.items))
+      assert.are.same({ made[1].id, made[2].id }, helper.ids_of(p1.items))
       assert.are.equal(2, p1.next)
       assert.are.equal("integer", helper.number_type(p1.next))
       assert.are.equal("table", type(p1.meta.pagination))
       local p2 = assert(c:list_webhooks{ limit = 2, page = p1.next })
-      assert.are.same({ made[3].id }, ids_of(p2.items))
+      assert.are.same({ made[3].id }, helper.ids_of(p2.items))
       assert.is_nil(p2.next)
     end)
 
@@ -139,7 +133,7 @@ describe("client methods #memory", function()
         assert.is_truthy(w, tostring(err))
         seen[#seen + 1] = w.id
       end
-      assert.are.same(ids_of(made), seen)
+      assert.are.same(helper.ids_of(made), seen)
     end)
 
     it("ends at once when there are no webhooks", function()
@@ -304,11 +298,7 @@ describe("client methods #memory", function()
 
     before_each(function()
       -- No connection of an earlier test is left open (or waiting for its client's __gc).
-      assert(helper.wait_until(function()
-        collectgarbage()
-        collectgarbage()
-        return active() == 0
-      end, 5))
+      assert(helper.wait_idle(sb, 5))
     end)
 
     it("raises on every method after close(), and close() twice is fine", function()
@@ -353,11 +343,7 @@ describe("client methods #memory", function()
         local d = helper.client(sb)
         assert(d:list_webhooks())
       end
-      assert.is_true(helper.wait_until(function()
-        collectgarbage()
-        collectgarbage()
-        return active() == 0
-      end, 5))
+      assert.is_true(helper.wait_idle(sb, 5))
     end)
 
     it("survives many clients created and collected", function()

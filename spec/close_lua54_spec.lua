@@ -16,11 +16,7 @@ describe("client methods #memory #lua54", function()
 
     before_each(function()
       -- No connection of an earlier test is left open (or waiting for its client's __gc).
-      assert(helper.wait_until(function()
-        collectgarbage()
-        collectgarbage()
-        return active() == 0
-      end, 5))
+      assert(helper.wait_idle(sb, 5))
     end)
 
     it("closes a client declared <close> at the end of its scope, also on an error", function()

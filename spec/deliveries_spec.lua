@@ -18,10 +18,9 @@ local function receiver()
   return srv, ("http://127.0.0.1:%d/hooks/thinkific"):format(port)
 end
 
--- The next delivery: conn, { method, target, headers (lower-case names), body (raw bytes) }.
-local function accept(srv)
-  local c = assert(srv:accept())
-  c:settimeout(TIMEOUT)
+-- One HTTP/1.1 request read from a connected socket (plain or TLS): { line (the request
+-- line), method, target, headers (lower-case names), body (raw bytes, by Content-Length) }.
+local function read_request(c)
   local line = assert(c:receive("*l"))
   local method, target = line:match("^(%u+) (%S+) HTTP/1%.1$")
   local headers = {}
@@ -32,7 +31,14 @@ local function accept(srv)
     headers[name:lower()] = value
   end
   local body = assert(c:receive(tonumber(headers["content-length"])))
-  return c, { method = method, target = target, headers = headers, body = body }
+  return { line = line, method = method, target = target, headers = headers, body = body }
+end
+
+-- The next delivery: conn, the request (read_request).
+local function accept(srv)
+  local c = assert(srv:accept())
+  c:settimeout(TIMEOUT)
+  return c, read_request(c)
 end
 
 local function answer(c, status, body)
@@ -268,25 +274,17 @@ describe("sandbox deliveries", function()
   end)
 
   describe("https targets", function()
-    local dir
+    local dir, cert, key
+    helper.scratch_dir(function(d) dir = d end)
 
-    setup(function()
-      dir = os.tmpname()
-      os.remove(dir)
-      assert.are.equal(0, helper.execute("mkdir -m 700 " .. dir))
-      assert.are.equal(0, helper.execute(string.format("openssl req -x509 -newkey rsa:2048 "
-        .. "-nodes -days 1 -subj /CN=localhost -keyout %s/key.pem -out %s/cert.pem >/dev/null 2>&1",
-        dir, dir)))
-    end)
-
-    teardown(function()
-      os.execute("rm -rf " .. dir)
+    lazy_setup(function()
+      cert, key = helper.certificate(dir, "localhost", "/CN=localhost")
     end)
 
     it("are reached without verifying the certificate (loopback test servers)", function()
       local ssl = require("ssl")
       local ctx = assert(ssl.newcontext({ mode = "server", protocol = "any",
-        certificate = dir .. "/cert.pem", key = dir .. "/key.pem" }))
+        certificate = cert, key = key }))
       local srv = assert(socket.bind("127.0.0.1", 0))
       srv:settimeout(TIMEOUT)
       local _, port = srv:getsockname()
@@ -296,19 +294,11 @@ describe("sandbox deliveries", function()
       local c = assert(ssl.wrap(tcp, ctx))
       c:settimeout(TIMEOUT)
       assert(c:dohandshake())
-      local line = assert(c:receive("*l"))
-      local headers = {}
-      while true do
-        local h = assert(c:receive("*l"))
-        if h == "" then break end
-        local name, value = h:match("^([^:]+):%s*(.-)%s*$")
-        headers[name:lower()] = value
-      end
-      local body = assert(c:receive(tonumber(headers["content-length"])))
+      local req = read_request(c)
       answer(c, 200)
       srv:close()
-      assert.are.equal("POST /tls HTTP/1.1", line)
-      assert.is_true(thinkific.verify(body, headers["x-thinkific-hmac-sha256"], sb.secret))
+      assert.are.equal("POST /tls HTTP/1.1", req.line)
+      assert.is_true(thinkific.verify(req.body, req.headers["x-thinkific-hmac-sha256"], sb.secret))
       local list = assert(sb:wait_deliveries(1, TIMEOUT))
       assert.are.equal(1, #list)
       assert.are.equal(200, list[1].status)

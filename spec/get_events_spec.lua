@@ -80,7 +80,7 @@ describe("client:get_events #memory", function()
 
   it("keeps at most `concurrency` transfers in flight", function()
     local ids = record(24)
-    assert(helper.wait_until(function() return assert(sb:stats()).active_connections == 0 end, 5))
+    assert(helper.wait_idle(sb, 5))
     assert(sb:reset_stats())
     assert(sb:fault{ path = "/api/v2/events", delay_ms = 300, count = 24 })
     local c = helper.client(sb)

@@ -195,6 +195,25 @@ function helper.wait_until(pred, seconds)
   return pred() and true or false
 end
 
+-- Waits at most `seconds` until the sandbox sb has no active connection, collecting garbage
+-- while it waits (a client or socket an earlier test dropped is closed by its __gc); returns
+-- whether it became idle. Not for a check that close() itself releases connections: the
+-- collection could do that work for it.
+function helper.wait_idle(sb, seconds)
+  return helper.wait_until(function()
+    collectgarbage()
+    collectgarbage()
+    return assert(sb:stats()).active_connections == 0
+  end, seconds)
+end
+
+-- The ids of a list of records (webhooks, ...), in order.
+function helper.ids_of(list)
+  local ids = {}
+  for i, w in ipairs(list) do ids[i] = w.id end
+  return ids
+end
+
 -- The `thinkific` command is Lua 5.4 whatever runs the specs: bin/thinkific of this checkout.
 helper.repo = SPEC_DIR .. "/.."
 

@@ -7,7 +7,7 @@ describe("keep-alive #memory", function()
 
   before_each(function()
     -- Connections of earlier tests' clients are gone before counting starts.
-    assert(helper.wait_until(function() return assert(sb:stats()).active_connections == 0 end, 5))
+    assert(helper.wait_idle(sb, 5))
     assert(sb:reset_stats())
   end)
 

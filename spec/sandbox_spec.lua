@@ -177,7 +177,7 @@ end
 
 -- Statistics start from zero once the connections of earlier tests are seen closed.
 local function fresh_stats(sb)
-  assert(eventually(function() return sb:stats().active_connections == 0 end))
+  assert(helper.wait_idle(sb, TIMEOUT))
   assert(sb:reset_stats())
 end
 
@@ -732,19 +732,16 @@ end)
 describe("sandbox over TLS", function()
   local dir, sb
 
-  setup(function()
-    dir = os.tmpname()
-    os.remove(dir)
-    assert.are.equal(0, helper.execute("mkdir -m 700 " .. dir))
-    assert.are.equal(0, helper.execute(string.format("openssl req -x509 -newkey rsa:2048 "
-      .. "-nodes -days 1 -subj /CN=localhost -keyout %s/key.pem -out %s/cert.pem >/dev/null 2>&1",
-      dir, dir)))
-    sb = sandbox.spawn({ tls_cert = dir .. "/cert.pem", tls_key = dir .. "/key.pem" })
-  end)
-
-  teardown(function()
+  -- Teardowns run in the order they are registered: the sandbox stops, then the directory of
+  -- its certificate goes.
+  lazy_teardown(function()
     if sb then sb:stop() end
-    os.execute("rm -rf " .. dir)
+  end)
+  helper.scratch_dir(function(d) dir = d end)
+
+  lazy_setup(function()
+    local cert, key = helper.certificate(dir, "localhost", "/CN=localhost")
+    sb = sandbox.spawn({ tls_cert = cert, tls_key = key })
   end)
 
   it("serves https", function()

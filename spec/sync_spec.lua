@@ -14,12 +14,6 @@ local function pairs_of(list)
   return out
 end
 
-local function ids_of(list)
-  local ids = {}
-  for i, w in ipairs(list) do ids[i] = w.id end
-  return ids
-end
-
 describe("client:sync_webhooks #memory", function()
   local sb, c
   helper.with_sandbox(function(s) sb = s end)
@@ -69,7 +63,7 @@ describe("client:sync_webhooks #memory", function()
     assert_empty(report, "deleted", "extra", "duplicates")
     local now = listing()
     assert.are.same({ DESIRED[2], DESIRED[1], DESIRED[3] }, pairs_of(now))
-    assert.are.same({ kept.id, report.created[1].id, report.created[2].id }, ids_of(now))
+    assert.are.same({ kept.id, report.created[1].id, report.created[2].id }, helper.ids_of(now))
   end)
 
   it("a second run has everything unchanged and makes no change", function()
@@ -77,7 +71,7 @@ describe("client:sync_webhooks #memory", function()
     assert(sb:reset_stats())
     local second = assert(c:sync_webhooks(DESIRED, { prune = true }))
     assert_empty(second, "created", "deleted", "extra", "duplicates")
-    assert.are.same(ids_of(first.created), ids_of(second.unchanged))
+    assert.are.same(helper.ids_of(first.created), helper.ids_of(second.unchanged))
     assert.are.same(DESIRED, pairs_of(second.unchanged))
     assert.are.equal(1, assert(sb:stats()).requests, "one GET")
   end)
@@ -122,7 +116,7 @@ describe("client:sync_webhooks #memory", function()
     assert.are.same({ dup }, report.duplicates)
     assert.are.same({ extra1, dup, extra2 }, report.deleted)
     local now = listing()
-    assert.are.same({ kept.id, report.created[1].id, report.created[2].id }, ids_of(now))
+    assert.are.same({ kept.id, report.created[1].id, report.created[2].id }, helper.ids_of(now))
     local again = assert(c:sync_webhooks(DESIRED, { prune = true }))
     assert_empty(again, "created", "deleted", "extra", "duplicates")
   end)

@@ -3,6 +3,8 @@
 -- stopped by pid; every wait bounded. Never the system nginx, never a fixed port.
 local socket = require("socket")
 local process = require("thinkific.sandbox.process")
+-- Loaded by busted as the helper of .busted (make test-nginx runs busted from the checkout).
+local helper = require("spec.helper")
 
 local H = {}
 
@@ -59,14 +61,6 @@ function H.run(command)
   local text = H.read(out) or ""
   os.remove(out)
   return text, ok == true or ok == 0
-end
-
--- A port on 127.0.0.1 that was free a moment ago (bound to port 0, read back, closed).
-function H.free_port()
-  local s = assert(socket.bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return tonumber(port)
 end
 
 function H.tmpdir()
@@ -128,7 +122,7 @@ function H.start(opts)
   local last
   for _ = 1, 5 do
     local vars = { prefix = prefix, root = H.ROOT, modules = H.MODULES,
-      workers = opts.workers or 1, port = H.free_port(),
+      workers = opts.workers or 1, port = helper.closed_port(),
       reuseport = opts.reuseport and " reuseport" or "" }
     for k, v in pairs(opts.vars or {}) do vars[k] = v end
     vars.http = fill(opts.http or "", vars)
