@@ -17,7 +17,7 @@ local ltn12 = require("ltn12")
 local socket = require("socket")
 local BENCH_DIR = arg[0]:match("^(.*)/[^/]*$") or "."
 local stats = dofile(BENCH_DIR .. "/stats.lua")
-local round_of = dofile(BENCH_DIR .. "/turns.lua")
+local turns = dofile(BENCH_DIR .. "/turns.lua")
 local c_loop = dofile(BENCH_DIR .. "/c_loop.lua")
 
 local USAGE = "usage: client_bench.lua BASE_URL CURL_LOOP [ROUNDS] [REQUESTS] [SECONDS] "
@@ -87,40 +87,15 @@ local benches = {
 for _ = 1, WARMUP do check_webhook(client:get_webhook(WEBHOOK_ID)) end
 for _ = 1, WARMUP // 10 do socket_get() end
 
-local rates = {}
-for _, b in ipairs(benches) do rates[b.key] = {} end
-
-for round = 1, rounds do
-  local done, spent = round_of(benches, round, max_seconds)
-  local line = {}
-  for _, b in ipairs(benches) do
-    rates[b.key][round] = done[b.key] / spent[b.key]
-    line[#line + 1] = string.format("%s %.0f/s (%d in %.2fs)", b.key, rates[b.key][round], done[b.key],
-      spent[b.key])
-  end
-  io.stderr:write(string.format("client%s round %d/%d: %s\n", mode, round, rounds, table.concat(line, ", ")))
-end
+local rates = turns.throughput(benches, rounds, max_seconds, "client" .. mode)
 
 c_curl_loop.close()
 client:close()
 
-local medians = {}
-for _, b in ipairs(benches) do
-  local med, lo, hi = stats.summary(rates[b.key])
-  medians[b.key] = med
-  print(string.format("row %-38s %10.0f %10.0f %10.0f  requests/s", b.label .. mode, med, lo, hi))
-end
+local medians = stats.print_rows(benches, rates, mode, "requests/s")
 
--- Each ratio twice: the median of the per-round ratios (the verdict uses it) and the ratio of
--- the medians.
 local function ratio_line(label, num, den, target)
-  local value, lo, hi = stats.summary(stats.ratios(rates[num], rates[den]))
-  local verdict = ""
-  if target then
-    verdict = string.format(">= %.2f: %s", target, value >= target and "target met" or "target missed")
-  end
-  print(string.format("ratio %-38s %8.2f %10.2f  %.2f-%.2f  %s", label .. mode, value,
-    medians[num] / medians[den], lo, hi, verdict))
+  stats.print_ratio(label .. mode, rates[num], rates[den], medians[num], medians[den], target)
 end
 
 ratio_line("get_webhook / C loop", "get_webhook", "curl_loop", 0.8)

@@ -10,7 +10,7 @@ local thinkific = require("thinkific")
 local cjson = require("cjson")
 local BENCH_DIR = arg[0]:match("^(.*)/[^/]*$") or "."
 local stats = dofile(BENCH_DIR .. "/stats.lua")
-local round_of = dofile(BENCH_DIR .. "/turns.lua")
+local turns = dofile(BENCH_DIR .. "/turns.lua")
 
 local path = assert(arg[1], "usage: decode_bench.lua FILE [ROUNDS] [ITERATIONS] [SECONDS]")
 local rounds = math.tointeger(tonumber(arg[2] or 7)) or 7
@@ -65,7 +65,7 @@ for _, b in ipairs(benches) do burst(b.decode, WARMUP) end
 
 local times = { thinkific = {}, cjson = {} }
 for round = 1, rounds do
-  local done, spent = round_of(benches, round, max_seconds)
+  local done, spent = turns.round(benches, round, max_seconds)
   local line = {}
   for _, b in ipairs(benches) do
     times[b.key][round] = spent[b.key] / done[b.key] * 1e6 -- microseconds per decode

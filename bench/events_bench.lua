@@ -14,7 +14,7 @@ local thinkific = require("thinkific")
 local socket = require("socket")
 local BENCH_DIR = arg[0]:match("^(.*)/[^/]*$") or "."
 local stats = dofile(BENCH_DIR .. "/stats.lua")
-local round_of = dofile(BENCH_DIR .. "/turns.lua")
+local turns = dofile(BENCH_DIR .. "/turns.lua")
 local c_loop = dofile(BENCH_DIR .. "/c_loop.lua")
 
 local USAGE = "usage: events_bench.lua BASE_URL CURL_MULTI_LOOP [ROUNDS] [IDS] [CALLS] [SECONDS] "
@@ -81,32 +81,11 @@ local benches = {
 
 batch_get_events() -- warm-up: opens the pool's connections (the C loop warms up by itself)
 
-local rates = {}
-for _, b in ipairs(benches) do rates[b.key] = {} end
-
-for round = 1, rounds do
-  local done, spent = round_of(benches, round, max_seconds)
-  local line = {}
-  for _, b in ipairs(benches) do
-    rates[b.key][round] = done[b.key] / spent[b.key]
-    line[#line + 1] = string.format("%s %.0f/s (%d in %.2fs)", b.key, rates[b.key][round], done[b.key],
-      spent[b.key])
-  end
-  io.stderr:write(string.format("events%s round %d/%d: %s\n", mode, round, rounds, table.concat(line, ", ")))
-end
+local rates = turns.throughput(benches, rounds, max_seconds, "events" .. mode)
 
 c_multi.close()
 client:close()
 
-local medians = {}
-for _, b in ipairs(benches) do
-  local med, lo, hi = stats.summary(rates[b.key])
-  medians[b.key] = med
-  print(string.format("row %-38s %10.0f %10.0f %10.0f  events/s", b.label .. mode, med, lo, hi))
-end
-
-local value, lo, hi = stats.summary(stats.ratios(rates.get_events, rates.curl_multi_loop))
-local TARGET = 0.7
-print(string.format("ratio %-38s %8.2f %10.2f  %.2f-%.2f  >= %.2f: %s", "get_events / C multi loop" .. mode,
-  value, medians.get_events / medians.curl_multi_loop, lo, hi, TARGET,
-  value >= TARGET and "target met" or "target missed"))
+local medians = stats.print_rows(benches, rates, mode, "events/s")
+stats.print_ratio("get_events / C multi loop" .. mode, rates.get_events, rates.curl_multi_loop,
+  medians.get_events, medians.curl_multi_loop, 0.7)

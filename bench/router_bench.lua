@@ -24,7 +24,7 @@ local thinkific = require("thinkific")
 local cjson = require("cjson")
 local BENCH_DIR = arg[0]:match("^(.*)/[^/]*$") or "."
 local stats = dofile(BENCH_DIR .. "/stats.lua")
-local round_of = dofile(BENCH_DIR .. "/turns.lua")
+local turns = dofile(BENCH_DIR .. "/turns.lua")
 
 local USAGE = "usage: router_bench.lua FILE [ROUNDS] [EVENTS] [SECONDS] [NODE] [FIFO]"
 local path = assert(arg[1], USAGE)
@@ -193,7 +193,7 @@ local times = {}
 for _, b in ipairs(benches) do times[b.key] = {} end
 
 for round = 1, rounds do
-  local done, spent = round_of(benches, round, max_seconds)
+  local done, spent = turns.round(benches, round, max_seconds)
   local line = {}
   for _, b in ipairs(benches) do
     if done[b.key] > 0 then

@@ -31,4 +31,29 @@ function M.ratios(num, den)
   return t
 end
 
+-- Prints a "row" line per bench (median, lowest, highest of values[key], as "%10.0f unit");
+-- returns the medians by key.
+function M.print_rows(benches, values, suffix, unit)
+  local medians = {}
+  for _, b in ipairs(benches) do
+    local med, lo, hi = M.summary(values[b.key])
+    medians[b.key] = med
+    print(string.format("row %-38s %10.0f %10.0f %10.0f  %s", b.label .. suffix, med, lo, hi, unit))
+  end
+  return medians
+end
+
+-- Prints a "ratio" line for throughputs num/den: the median of the per-round ratios (the
+-- verdict uses it), the ratio of the medians, the rounds' range, and with a target whether
+-- the median reaches it.
+function M.print_ratio(label, num, den, num_median, den_median, target)
+  local value, lo, hi = M.summary(M.ratios(num, den))
+  local verdict = ""
+  if target then
+    verdict = string.format(">= %.2f: %s", target, value >= target and "target met" or "target missed")
+  end
+  print(string.format("ratio %-38s %8.2f %10.2f  %.2f-%.2f  %s", label, value,
+    num_median / den_median, lo, hi, verdict))
+end
+
 return M
