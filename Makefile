@@ -2,17 +2,32 @@
 LUA          ?= lua5.4
 LUA_PC       ?= lua5.4
 LUA_VERSION  ?= 5.4
-BUILD        ?= build/$(LUA_VERSION)
 BUSTED       ?= /usr/bin/busted
 
-PKG_CFLAGS := $(shell pkg-config --cflags $(LUA_PC) libcurl openssl)
-PKG_LIBS   := $(shell pkg-config --libs libcurl openssl)
+# Lua's headers: LUA_INCDIR when given (luarocks passes the directory it found, for whichever
+# Lua it builds for), else pkg-config's name for them. A luarocks build gets a directory of its
+# own per Lua, so that objects built for one Lua are never linked for another.
+LUA_INCDIR   ?=
+ifneq ($(strip $(LUA_INCDIR)),)
+LUA_CFLAGS   := -I$(LUA_INCDIR)
+BUILD        ?= build/rock-$(notdir $(LUA_INCDIR))
+else
+LUA_CFLAGS   := $(shell pkg-config --cflags $(LUA_PC))
+BUILD        ?= build/$(LUA_VERSION)
+endif
 
-CFLAGS  ?= -O2 -g
-CFLAGS  += -std=c99 -fPIC -fvisibility=hidden -Wall -Wextra -Werror \
-           -D_POSIX_C_SOURCE=200809L $(PKG_CFLAGS)
-LDFLAGS += -shared
-LIBS    += $(PKG_LIBS)
+DEP_CFLAGS := $(shell pkg-config --cflags libcurl openssl 2>/dev/null)
+DEP_LIBS   := $(shell pkg-config --libs libcurl openssl 2>/dev/null || echo -lcurl -lssl -lcrypto)
+
+# CFLAGS and WARNINGS are the caller's to replace (luarocks passes its own CFLAGS on the command
+# line); what the build needs is added after them, so it cannot be lost. -Werror is for this
+# project's own builds and CI: the rockspec passes WARNINGS without it, so a user's newer
+# compiler with a new warning still builds.
+CFLAGS   ?= -O2 -g
+WARNINGS ?= -Wall -Wextra -Werror
+ALL_CFLAGS = $(CFLAGS) -std=c99 -fPIC -fvisibility=hidden $(WARNINGS) \
+             -D_POSIX_C_SOURCE=200809L $(LUA_CFLAGS) $(DEP_CFLAGS)
+LIBFLAG  ?= -shared
 
 SRCS := $(wildcard src/*.c)
 OBJS := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
@@ -37,11 +52,11 @@ luajit:
 
 $(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 $(CORE): $(OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $(OBJS) $(LIBS)
+	$(CC) $(LIBFLAG) $(LDFLAGS) -o $@ $(OBJS) $(DEP_LIBS) $(LIBS)
 
 test: test-lua54 test-luajit test-nginx
 
@@ -68,7 +83,7 @@ check: $(CORE)
 lint:
 	luacheck lua spec examples bench bin/thinkific
 	cppcheck --quiet --error-exitcode=1 --enable=warning,style,performance,portability \
-	  --inline-suppr --suppress=missingIncludeSystem --suppress=toomanyconfigs $(PKG_CFLAGS:-I%=-I%) src
+	  --inline-suppr --suppress=missingIncludeSystem --suppress=toomanyconfigs $(LUA_CFLAGS) $(DEP_CFLAGS) src
 
 demo: $(CORE)
 	$(RUN_ENV) $(LUA) examples/quickstart.lua

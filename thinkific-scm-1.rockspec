@@ -14,7 +14,9 @@ description = {
   license = "MIT",
 }
 dependencies = {
-  "lua >= 5.1",
+  -- The C core builds against the headers of Lua 5.1 to 5.4 (5.1: LuaJIT 2.1, as OpenResty
+  -- has it); 5.5 changes the C API it uses.
+  "lua >= 5.1, < 5.5",
   "lua-cjson",
   "luasocket",
   "luasec",
@@ -27,12 +29,20 @@ external_dependencies = {
 }
 build = {
   type = "make",
+  -- The same variables for both steps, so that the install finds the build's own directory.
+  -- No -Werror for users: a newer compiler's new warning must not fail their install.
   build_variables = {
     CFLAGS = "$(CFLAGS)",
-    LUA = "$(LUA)",
+    LIBFLAG = "$(LIBFLAG)",
+    LUA_INCDIR = "$(LUA_INCDIR)",
+    WARNINGS = "-Wall -Wextra",
   },
   install_target = "install-tree",
   install_variables = {
+    CFLAGS = "$(CFLAGS)",
+    LIBFLAG = "$(LIBFLAG)",
+    LUA_INCDIR = "$(LUA_INCDIR)",
+    WARNINGS = "-Wall -Wextra",
     INST_LIBDIR = "$(LIBDIR)",
     INST_LUADIR = "$(LUADIR)",
   },
