@@ -192,10 +192,10 @@ describe("thinkific listen and thinkific sandbox #lua54", function()
       -- Pasted into a shell, the line gives the other commands this sandbox, its key and
       -- its secret.
       local out, status = helper.capture("unset THINKIFIC_ACCESS_TOKEN THINKIFIC_SUBDOMAIN; "
-        .. lines[4] .. "; " .. helper.cli_command({ "webhooks", "list", "--json" })
-        .. " && printf '{}' | " .. helper.cli_command({ "sign" }))
+        .. lines[4] .. "; " .. helper.cli_command({ "webhooks", "list" })
+        .. " >/dev/null && printf '{}' | " .. helper.cli_command({ "sign" }))
       assert.are.equal(0, status, out)
-      assert.are.equal("[]\n" .. thinkific.sign("{}", "sandbox-key") .. "\n", out)
+      assert.are.equal(thinkific.sign("{}", "sandbox-key") .. "\n", out)
     end)
   end)
 

@@ -33,7 +33,7 @@ end
 -- Creates a listening server (not running yet). opts: host, port, api_key, secret,
 -- tls_cert, tls_key, max_connections, idle_timeout, write_timeout, handshake_timeout,
 -- limits (see http.LIMITS), on_error, log (a function(line): one line per request, see
--- M.request_line), and the delivery options of deliveries.lua (delivery_attempts,
+-- request_line below), and the delivery options of deliveries.lua (delivery_attempts,
 -- delivery_timeout, delivery_backoff, delivery_concurrency, subdomain).
 -- Returns the server, or nil, message.
 function M.new(opts)
@@ -116,7 +116,7 @@ end
 -- One log line for a request: "GET /api/v2/webhooks?limit=2 200 0.4 ms", with "(control)"
 -- after a control endpoint's, "dropped" for the status of a connection a fault closed. No
 -- header is ever shown (the credential is one).
-function M.request_line(req, res, ms)
+local function request_line(req, res, ms)
   return string.format("%s %s %s %.1f ms%s", req.method, shown_target(req),
     res.drop and "dropped" or tostring(res.status), ms,
     control.owns(req.path) and " (control)" or "")
@@ -127,7 +127,7 @@ function Server:_dispatch(conn, req)
   if not self.log then return self:_answer(conn, req) end
   local t0 = gettime()
   local res = self:_answer(conn, req)
-  self.log(M.request_line(req, res, (gettime() - t0) * 1000))
+  self.log(request_line(req, res, (gettime() - t0) * 1000))
   return res
 end
 

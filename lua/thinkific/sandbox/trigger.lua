@@ -9,6 +9,7 @@ local argparse = require("argparse")
 local common = require("thinkific.cli.common")
 local post = require("thinkific.cli.post")
 local fixtures = require("thinkific.sandbox.fixtures")
+local thinkific = require("thinkific")
 
 local M = {}
 
@@ -67,9 +68,10 @@ end
 
 -- The request body for TOPIC and the JSON text of FILE (or the sample): an envelope as it is
 -- (its topic must be TOPIC), a bare payload wrapped as {"topic": …, "payload": …}, its text
--- kept byte for byte. Returns the body, or nil and a message.
+-- kept byte for byte (the sandbox keeps it without the white space around it).
+-- Returns the body, or nil and a message.
 function M.body(topic, text)
-  local value, err = require("thinkific").decode(text)
+  local value, err = thinkific.decode(text)
   if value == nil then return nil, tostring(err) end
   if type(value) ~= "table" or not text:find("^%s*{") then return nil, "not a JSON object" end
   if type(value.resource) == "string" and type(value.action) == "string"
@@ -78,12 +80,12 @@ function M.body(topic, text)
     if own ~= topic then return nil, "an envelope of " .. own .. ", not " .. topic end
     return text
   end
-  return '{"topic":"' .. topic .. '","payload":' .. text:match("^%s*(.-)%s*$") .. "}"
+  return '{"topic":"' .. topic .. '","payload":' .. text .. "}"
 end
 
 -- Why the sandbox refused: its {"error": …}, or what the status says.
 local function refusal(status, answer)
-  local v = require("thinkific").decode(answer)
+  local v = thinkific.decode(answer)
   local why = type(v) == "table" and type(v.error) == "string" and v.error:match("^[^\n]*")
   return string.format("%s (http %d)", why or "not a sandbox's answer", status)
 end
@@ -138,7 +140,7 @@ function M.main(argv, getenv)
   end
   local where = "POST " .. post.shown(url) .. ": "
   if code ~= 201 then return common.fail(PROG, where .. refusal(code, answer)) end
-  local result = require("thinkific").decode(answer)
+  local result = thinkific.decode(answer)
   if type(result) ~= "table" or type(result.event_id) ~= "string"
       or math.type(result.webhooks) ~= "integer" then
     return common.fail(PROG, where .. "not a sandbox's answer")
