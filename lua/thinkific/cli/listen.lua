@@ -47,8 +47,8 @@ function M.load_rules(path)
   return router
 end
 
--- argv: the arguments after "listen". Returns the exit status: 0 after serving, 1 when the
--- rules or the server fail, 2 on usage errors.
+-- argv: the arguments after "listen". Returns the exit status: 0 after serving, 130 after
+-- Ctrl-C, 1 when the rules or the server fail, 2 on usage errors.
 function M.main(argv)
   local p = parser()
   -- --help before anything else, so that it works whatever else is (not) given.
@@ -78,13 +78,10 @@ function M.main(argv)
   if not server then return fail(err) end
   out:write(server.url, "\n")
   out:flush()
-  local served, why = pcall(server.run, server)
-  server:close()
-  if not served then
-    if tostring(why):find("interrupted!", 1, true) then return 0 end
-    return fail(why)
-  end
-  return 0
+  -- Ctrl-C: 130, quietly, the socket closed.
+  local status, why = require("thinkific.sandbox.interrupt").serve(server)
+  if not status then return fail(why) end
+  return status
 end
 
 return M

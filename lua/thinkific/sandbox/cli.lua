@@ -1,5 +1,7 @@
 -- `thinkific sandbox`: parses the options, starts the server, prints its URL as the first
--- line of output, and serves until killed or, with --parent-pipe, until stdin closes.
+-- line of output (then the credentials it accepts when they are its defaults, and the
+-- environment to paste), and serves until killed, Ctrl-C or, with --parent-pipe, until stdin
+-- closes. `thinkific sandbox trigger …` is trigger.lua's.
 local argparse = require("argparse")
 local common = require("thinkific.cli.common")
 
@@ -8,6 +10,9 @@ local M = {}
 -- Where `spawn` puts the credentials, so they never appear in a process listing.
 M.ENV_API_KEY = "THINKIFIC_SANDBOX_API_KEY"
 M.ENV_SECRET = "THINKIFIC_SANDBOX_SECRET"
+
+-- The sandbox's own test credential, printed because it is no secret: nothing else is.
+M.DEFAULT_API_KEY = "sandbox-key"
 
 local function parser()
   local p = argparse("thinkific sandbox",
@@ -27,7 +32,12 @@ local function parser()
   p:option("--delivery-timeout", "Seconds for one delivery attempt.", "5")
   p:option("--delivery-backoff", "Seconds before the second attempt; doubles each time.", "0.25")
   p:option("--delivery-concurrency", "Delivery attempts in flight at once.", "32")
+  p:flag("-v --verbose", "Log one line per request on stderr: method, path, status, ms.")
   p:flag("--parent-pipe", "Also stop when standard input closes.")
+  p:epilog("Commands:\n"
+    .. "   trigger TOPIC [--payload FILE] [--sandbox URL]\n"
+    .. "                         Trigger an event in a running sandbox (see\n"
+    .. "                         'thinkific sandbox trigger --help').")
   return p
 end
 
@@ -35,10 +45,44 @@ local function usage_error(p, message)
   return common.usage_error(p, "thinkific sandbox", message)
 end
 
+-- A value for an export line: as it is when the shell reads it so, else quoted.
+local function shell_word(s)
+  if s:find("^[%w%-%._/:,+=@]+$") then return s end
+  return require("thinkific.sandbox.process").quote(s)
+end
+
+-- The lines after the URL: the API key and the signing secret when they are the defaults
+-- (given ones are never printed), and the variables the other commands read.
+function M.startup_lines(url, key_given, secret_given)
+  local key = M.DEFAULT_API_KEY
+  local export = "export " .. common.ENV_BASE_URL .. "=" .. shell_word(url)
+  local lines = {}
+  if key_given then
+    lines[1] = "API key: the one given (not shown)"
+  else
+    lines[1] = "API key: " .. key .. " (the default)"
+    export = export .. " " .. common.ENV_API_KEY .. "=" .. key
+  end
+  if secret_given then
+    lines[2] = "signing secret: the one given (not shown)"
+  elseif key_given then
+    lines[2] = "signing secret: the API key given (not shown)"
+  else
+    lines[2] = "signing secret: " .. key .. " (the default: the API key)"
+    export = export .. " " .. common.ENV_SECRET .. "=" .. key
+  end
+  lines[3] = export
+  return lines
+end
+
 -- argv: the arguments after "sandbox". env: a getenv function (os.getenv by default).
--- Returns the exit status: 0 after serving, 1 when the server cannot start, 2 on usage errors.
+-- Returns the exit status: 0 after serving, 130 after Ctrl-C, 1 when the server cannot start,
+-- 2 on usage errors.
 function M.main(argv, getenv)
   getenv = getenv or os.getenv
+  if argv[1] == "trigger" then
+    return require("thinkific.sandbox.trigger").main({ table.unpack(argv, 2) }, getenv)
+  end
   local p = parser()
   local ok, args = p:pparse(argv)
   if not ok then return usage_error(p, args) end
@@ -51,7 +95,7 @@ function M.main(argv, getenv)
   if (args.tls_cert == nil) ~= (args.tls_key == nil) then
     return usage_error(p, "--tls-cert and --tls-key go together")
   end
-  local api_key = args.api_key or getenv(M.ENV_API_KEY) or "sandbox-key"
+  local api_key = args.api_key or getenv(M.ENV_API_KEY)
   if api_key == "" then return usage_error(p, "the API key must not be empty") end
   local secret = args.secret or getenv(M.ENV_SECRET)
   if secret == "" then secret = nil end
@@ -70,21 +114,26 @@ function M.main(argv, getenv)
 
   local server_mod = require("thinkific.sandbox.server")
   local server, err = server_mod.new({
-    host = args.host, port = port, api_key = api_key, secret = secret,
+    host = args.host, port = port, api_key = api_key or M.DEFAULT_API_KEY, secret = secret,
     tls_cert = args.tls_cert, tls_key = args.tls_key,
     subdomain = checked.subdomain, delivery_attempts = checked.delivery_attempts,
     delivery_timeout = checked.delivery_timeout, delivery_backoff = checked.delivery_backoff,
     delivery_concurrency = checked.delivery_concurrency,
+    log = args.verbose and function(line) io.stderr:write(line, "\n") end or nil,
   })
   if not server then
     io.stderr:write("thinkific sandbox: ", err, "\n")
     return 1
   end
-  io.stdout:write(server.url, "\n")
+  -- The URL first: spawn and scripts read that line.
+  io.stdout:write(server.url, "\n", table.concat(M.startup_lines(server.url, api_key ~= nil,
+    secret ~= nil), "\n"), "\n")
   io.stdout:flush()
   if args.parent_pipe then server:watch_stdin() end
-  server:run()
-  return 0
+  local status
+  status, err = require("thinkific.sandbox.interrupt").serve(server)
+  if not status then return common.fail("thinkific sandbox", err) end
+  return status
 end
 
 return M

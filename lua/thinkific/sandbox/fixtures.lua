@@ -49,4 +49,21 @@ M.ids = {
   "20191029145629636106318", -- lesson.completed
 }
 
+-- Sample payloads by resource, for a trigger that brings none (`thinkific sandbox trigger
+-- TOPIC`): the payloads of the events above, and the user and course they name.
+local SAMPLES = {
+  user = '{"email":"ninjas@thinkific.com","first_name":"Robert","id":123456,"last_name":"Smith"}',
+  course = '{"id":4,"name":"Introduction to Webhooks"}',
+}
+for _, text in ipairs(M.events) do
+  local resource = text:match('"resource":"([^"]+)"')
+  SAMPLES[resource] = text:match(',"payload":({.*})}$')
+end
+
+-- The JSON text of a sample payload for a topic ("resource.action"): that of its resource
+-- when there is one, else {"id":1}.
+function M.sample_payload(topic)
+  return SAMPLES[tostring(topic):match("^([^.]*)")] or '{"id":1}'
+end
+
 return M

@@ -257,7 +257,7 @@ end
 function M.spawn(opts)
   opts = opts or {}
   check_options(opts)
-  local api_key = opts.api_key or "sandbox-key"
+  local api_key = opts.api_key or cli.DEFAULT_API_KEY
   local args = { "--host", opts.host or "127.0.0.1", "--port", tostring(opts.port or 0),
     "--parent-pipe" }
   if opts.tls_cert then

@@ -9,6 +9,8 @@ local store_mod = require("thinkific.sandbox.store")
 local deliveries_mod = require("thinkific.sandbox.deliveries")
 local respond = require("thinkific.sandbox.respond")
 
+local gettime = require("socket").gettime
+
 local M = {}
 
 M.DEFAULTS = {
@@ -30,8 +32,9 @@ end
 
 -- Creates a listening server (not running yet). opts: host, port, api_key, secret,
 -- tls_cert, tls_key, max_connections, idle_timeout, write_timeout, handshake_timeout,
--- limits (see http.LIMITS), on_error, and the delivery options of deliveries.lua
--- (delivery_attempts, delivery_timeout, delivery_backoff, delivery_concurrency, subdomain).
+-- limits (see http.LIMITS), on_error, log (a function(line): one line per request, see
+-- request_line below), and the delivery options of deliveries.lua (delivery_attempts,
+-- delivery_timeout, delivery_backoff, delivery_concurrency, subdomain).
 -- Returns the server, or nil, message.
 function M.new(opts)
   opts = opts or {}
@@ -41,6 +44,7 @@ function M.new(opts)
   end
   self.secret = opts.secret or self.api_key
   self.on_error = opts.on_error or log_error
+  self.log = opts.log
   local deliveries, derr = deliveries_mod.new(self, opts)
   if not deliveries then return nil, derr end
   self.deliveries = deliveries
@@ -90,10 +94,46 @@ function Server:reset()
   self.deliveries:clear()
 end
 
--- One request to its answer: control endpoints, then API traffic (faults first: they stand
--- for what the network or a CDN in front of the API would do). An answer with drop = true
--- means: close without answering.
+-- The query parameters of the API that a log line shows with their values; any other is
+-- left out (a query is no place for a credential, but a client may put one there).
+local SHOWN_QUERY = { limit = true, page = true, next = true }
+
+-- The request target as a log line shows it: the path, the query's API parameters, printable
+-- ASCII only (a peer's bytes must not steer the terminal), at most 300 characters.
+local function shown_target(req)
+  local target = req.path
+  if req.query ~= nil and req.query ~= "" then
+    local kept, dropped = {}, false
+    for pair in req.query:gmatch("[^&]+") do
+      if SHOWN_QUERY[pair:match("^[^=]*")] then kept[#kept + 1] = pair else dropped = true end
+    end
+    if dropped then kept[#kept + 1] = "..." end
+    target = target .. "?" .. table.concat(kept, "&")
+  end
+  return (target:gsub("[^!-~]", "?"):sub(1, 300))
+end
+
+-- One log line for a request: "GET /api/v2/webhooks?limit=2 200 0.4 ms", with "(control)"
+-- after a control endpoint's, "dropped" for the status of a connection a fault closed. No
+-- header is ever shown (the credential is one).
+local function request_line(req, res, ms)
+  return string.format("%s %s %s %.1f ms%s", req.method, shown_target(req),
+    res.drop and "dropped" or tostring(res.status), ms,
+    control.owns(req.path) and " (control)" or "")
+end
+
+-- One request to its answer, logged when the server has a log.
 function Server:_dispatch(conn, req)
+  if not self.log then return self:_answer(conn, req) end
+  local t0 = gettime()
+  local res = self:_answer(conn, req)
+  self.log(request_line(req, res, (gettime() - t0) * 1000))
+  return res
+end
+
+-- Control endpoints, then API traffic (faults first: they stand for what the network or a CDN
+-- in front of the API would do). An answer with drop = true means: close without answering.
+function Server:_answer(conn, req)
   if control.owns(req.path) then return control.handle(self, req, conn.peer) end
   self:_count(conn)
   local fault = self.faults:take(req.method, req.path)

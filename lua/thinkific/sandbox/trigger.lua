@@ -1,0 +1,157 @@
+-- `thinkific sandbox trigger TOPIC [--payload FILE] [--sandbox URL]`: triggers an event in a
+-- running sandbox from the shell, through its control endpoint POST /sandbox/trigger, and
+-- prints the event id and the number of webhooks it goes to.
+-- The request goes through `thinkific deliver`'s POST (cli/post.lua): one deadline, and an
+-- https sandbox verified (chain and host name) before anything is sent. The C core has no
+-- entry point for it (its client speaks the API, with a credential and bodies it encodes
+-- itself), and the sandbox's own client (httpc.lua) verifies no certificate.
+local argparse = require("argparse")
+local common = require("thinkific.cli.common")
+local post = require("thinkific.cli.post")
+local fixtures = require("thinkific.sandbox.fixtures")
+local thinkific = require("thinkific")
+
+local M = {}
+
+local PROG = "thinkific sandbox trigger"
+M.TIMEOUT = 10
+M.PATH = "/sandbox/trigger"
+M.ENV_CA_BUNDLE = "CURL_CA_BUNDLE"
+
+local function parser()
+  local p = argparse(PROG, "Trigger an event in a running sandbox: it is recorded and "
+    .. "delivered, signed, to every webhook of its topic.")
+  p:add_help(false)
+  p:flag("-h --help", "Show this help and exit.")
+  p:argument("topic", "resource.action, e.g. order.created."):argname("TOPIC")
+  p:option("--payload", "A JSON file (-: standard input): a bare payload, or a whole envelope "
+    .. "{resource, action, payload, ...}, sent as it is. Default: a sample payload for the "
+    .. "topic."):argname("FILE")
+  p:option("--sandbox", "The sandbox's URL, its root or its API base URL (default: "
+    .. "$" .. common.ENV_BASE_URL .. ", which its startup lines export)."):argname("URL")
+  p:option("--ca-file", "https: the CA certificates to trust (PEM), e.g. the sandbox's "
+    .. "--tls-cert. Default: $" .. M.ENV_CA_BUNDLE .. ", else $" .. post.ENV_CA_FILE
+    .. ", else " .. post.SYSTEM_CA_FILE .. "."):argname("FILE")
+  p:option("--timeout", "Seconds for the whole request.", tostring(M.TIMEOUT)):argname("SECONDS")
+  p:flag("--json", 'Print the sandbox\'s answer as it is: {"event_id": ..., "webhooks": n}.')
+  return p
+end
+
+local function nonempty(v)
+  if v == "" then return nil end
+  return v
+end
+
+-- The sandbox's root (where the control endpoints are) from its root or its API base URL.
+-- Returns the root, or nil and a message.
+function M.root(u)
+  local scheme = u:match("^(%a[%w+.-]*)://")
+  scheme = scheme and scheme:lower()
+  if scheme ~= "http" and scheme ~= "https" then return nil, "must be http:// or https://" end
+  if not u:find("^%a[%w+.-]*://[^/?#@]*@?[^/?#@]") then return nil, "has no host" end
+  if u:find("[?#]") then return nil, "must have no query or fragment" end
+  return (u:gsub("/+$", ""):gsub("/api/v2$", ""))
+end
+
+-- The CA bundle, in curl's order: --ca-file, $CURL_CA_BUNDLE, $SSL_CERT_FILE, the system's.
+-- Returns a readable path, or nil and a message.
+local function ca_file(given, getenv)
+  local bundle = not given and nonempty(getenv(M.ENV_CA_BUNDLE))
+  if bundle then
+    local f, err = io.open(bundle, "rb")
+    if not f then return nil, "$" .. M.ENV_CA_BUNDLE .. ": cannot read " .. tostring(err) end
+    f:close()
+    return bundle
+  end
+  return post.ca_file(given, getenv)
+end
+
+-- The request body for TOPIC and the JSON text of FILE (or the sample): an envelope as it is
+-- (its topic must be TOPIC), a bare payload wrapped as {"topic": …, "payload": …}, its text
+-- kept byte for byte (the sandbox keeps it without the white space around it).
+-- Returns the body, or nil and a message.
+function M.body(topic, text)
+  local value, err = thinkific.decode(text)
+  if value == nil then return nil, tostring(err) end
+  if type(value) ~= "table" or not text:find("^%s*{") then return nil, "not a JSON object" end
+  if type(value.resource) == "string" and type(value.action) == "string"
+      and type(value.payload) == "table" then
+    local own = value.resource .. "." .. value.action
+    if own ~= topic then return nil, "an envelope of " .. own .. ", not " .. topic end
+    return text
+  end
+  return '{"topic":"' .. topic .. '","payload":' .. text .. "}"
+end
+
+-- Why the sandbox refused: its {"error": …}, or what the status says.
+local function refusal(status, answer)
+  local v = thinkific.decode(answer)
+  local why = type(v) == "table" and type(v.error) == "string" and v.error:match("^[^\n]*")
+  return string.format("%s (http %d)", why or "not a sandbox's answer", status)
+end
+
+-- argv: the arguments after "trigger". Returns the exit status: 0, 1 when the sandbox cannot
+-- be reached or refuses, 2 on usage errors.
+function M.main(argv, getenv)
+  getenv = getenv or os.getenv
+  local p = parser()
+  local args, status = common.parse(p, PROG, argv)
+  if not args then return status end
+  local topic = args.topic
+  if not topic:find("^[%w_]+%.[%w_]+$") then
+    return common.usage_error(p, PROG, 'TOPIC must be resource.action, e.g. order.created')
+  end
+  local timeout = tonumber(args.timeout)
+  if not timeout or timeout <= 0 or timeout == math.huge then
+    return common.usage_error(p, PROG, "--timeout must be a positive number")
+  end
+  if args.ca_file == "" then return common.usage_error(p, PROG, "--ca-file must not be empty") end
+  local from = args.sandbox and "--sandbox" or "$" .. common.ENV_BASE_URL
+  local given = args.sandbox or nonempty(getenv(common.ENV_BASE_URL))
+  if not given then
+    return common.usage_error(p, PROG, "which sandbox? pass --sandbox URL or set "
+      .. common.ENV_BASE_URL .. " (thinkific sandbox prints the line to paste)")
+  end
+  local root, why = M.root(given)
+  if not root then return common.usage_error(p, PROG, from .. " " .. why) end
+
+  local text = fixtures.sample_payload(topic)
+  if args.payload then
+    local rerr
+    text, rerr = common.read_input(args.payload)
+    if not text then return common.fail(PROG, rerr) end
+  end
+  local body, berr = M.body(topic, text)
+  if not body then return common.fail(PROG, (args.payload or "the sample payload") .. ": " .. berr) end
+  local ca
+  if root:lower():find("^https:") then
+    local cerr
+    ca, cerr = ca_file(args.ca_file, getenv)
+    if not ca then return common.fail(PROG, cerr) end
+  end
+
+  local url = root .. M.PATH
+  local code, answer = post.send({ url = url, body = body, timeout = timeout, ca_file = ca,
+    headers = { ["content-type"] = "application/json", ["content-length"] = tostring(#body),
+      ["user-agent"] = "lua-thinkific sandbox trigger" } })
+  if not code then
+    if answer:find("connection refused$") then answer = answer .. " (is the sandbox running?)" end
+    return common.fail(PROG, answer)
+  end
+  local where = "POST " .. post.shown(url) .. ": "
+  if code ~= 201 then return common.fail(PROG, where .. refusal(code, answer)) end
+  local result = thinkific.decode(answer)
+  if type(result) ~= "table" or type(result.event_id) ~= "string"
+      or math.type(result.webhooks) ~= "integer" then
+    return common.fail(PROG, where .. "not a sandbox's answer")
+  end
+  if args.json then
+    io.stdout:write(answer, answer:sub(-1) == "\n" and "" or "\n")
+  else
+    io.stdout:write(string.format("event %s: delivered to %d webhook%s\n", result.event_id,
+      result.webhooks, result.webhooks == 1 and "" or "s"))
+  end
+  return 0
+end
+
+return M
