@@ -22,6 +22,8 @@ describe("thinkific usage #lua54", function()
       { { "help" }, "Usage: thinkific <command>" },
       -- help COMMAND: that command's own --help.
       { { "help", "webhooks" }, "Usage: thinkific webhooks <action>", { "sync FILE" } },
+      { { "help", "webhooks", "sync" }, "Usage: thinkific webhooks sync", { "--dry-run" } },
+      { { "help", "--help" }, "Usage: thinkific <command>" },
       { { "help", "events" }, "Usage: thinkific events get" },
       { { "help", "topics" }, "Usage: thinkific topics", { "--json" } },
       { { "help", "deliver" }, "Usage: thinkific deliver", { "--allow-unknown-topic" } },

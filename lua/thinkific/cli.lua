@@ -67,10 +67,13 @@ function M.main(argv)
     io.stdout:write("thinkific ", require("thinkific.version"), "\n")
     return 0
   end
-  if name == "help" and argv[2] then -- thinkific help COMMAND: the command's own --help
+  -- thinkific help COMMAND [ACTION]: the same as thinkific COMMAND [ACTION] --help.
+  if name == "help" and argv[2] and not argv[2]:find("^%-") then
     local command = find(argv[2])
     if not command then return 2 end
-    return command.run({ "--help" })
+    local rest = { table.unpack(argv, 3) }
+    rest[#rest + 1] = "--help"
+    return command.run(rest)
   end
   if name == "--help" or name == "-h" or name == "help" then
     usage(io.stdout)
