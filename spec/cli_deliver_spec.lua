@@ -135,6 +135,28 @@ describe("thinkific deliver (http) #lua54", function()
     assert.matches("^enrollment%.created 20240101000000123456789 200 ", lines[#lines])
   end)
 
+  it("checks the topic before sending; --allow-unknown-topic sends it anyway", function()
+    local before, logged = #received(), #wait_log(0)
+    local payload = helper.write(dir, "payload.json", '{"id": 7}')
+    local code, out, err = run({ "deliver", url, "--topic", "badge.earned", "--payload", payload })
+    assert.are.equal(2, code)
+    assert.are.equal("", out)
+    assert.are.equal("thinkific deliver: unknown topic 'badge.earned' (see thinkific topics; "
+      .. "--allow-unknown-topic sends it anyway)", err:match("([^\n]*)\n$"))
+    assert.are.equal(logged, #log_lines())
+
+    code, out, err = run({ "deliver", url, "--topic", "badge.earned", "--payload", payload,
+      "--allow-unknown-topic" })
+    assert.are.equal(0, code, err)
+    assert.are.equal('200\n{"status":"ok"}\n', out)
+    local got = received()
+    assert.are.equal(before + 1, #got)
+    assert.are.equal("badge.earned", got[#got].topic)
+    assert.are.equal("badge", got[#got].event.resource)
+    assert.are.equal("earned", got[#got].event.action)
+    wait_log(logged + 1)
+  end)
+
   it("exits 1 with the receiver's status and body when it refuses", function()
     local before, logged = #received(), #wait_log(0)
     local payload = helper.write(dir, "payload.json", '{"id": 1}')

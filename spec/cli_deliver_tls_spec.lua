@@ -1,6 +1,6 @@
 -- `thinkific deliver` over https verifies the server before sending anything: the chain
--- against --ca-file, $SSL_CERT_FILE or the system CA bundle, and the host name against the
--- certificate. The receivers are sandboxes serving https with self-signed certificates made
+-- against --ca-file, $CURL_CA_BUNDLE, $SSL_CERT_FILE or the system CA bundle, and the host name
+-- against the certificate. The receivers are sandboxes serving https with self-signed certificates made
 -- at test time; each delivery goes to POST /sandbox/events, which records the envelope, so
 -- whether anything arrived is read back from the API. The command is Lua 5.4 (#lua54).
 local helper = require("spec.helper")
@@ -16,7 +16,8 @@ describe("thinkific deliver (https) #lua54", function()
 
   helper.scratch_dir(function(d) dir = d end)
 
-  local run = helper.cli({ THINKIFIC_WEBHOOK_SECRET = SECRET }, { SECRET })
+  -- CURL_CA_BUNDLE is read too: unset unless a test sets it.
+  local run = helper.cli({ THINKIFIC_WEBHOOK_SECRET = SECRET, CURL_CA_BUNDLE = false }, { SECRET })
 
   lazy_setup(function()
     local ip_key, name_key
@@ -78,7 +79,7 @@ describe("thinkific deliver (https) #lua54", function()
     assert.are.equal(sequence, recorded(sb_name, id, name_cert, "localhost").payload.id)
   end)
 
-  it("takes the CA bundle from SSL_CERT_FILE; --ca-file comes first", function()
+  it("takes the CA bundle from CURL_CA_BUNDLE, else SSL_CERT_FILE; --ca-file comes first", function()
     local file, id = envelope()
     local code, _, err = deliver(target(sb_ip), file, nil, { SSL_CERT_FILE = ip_cert })
     assert.are.equal(0, code, err)
@@ -92,6 +93,19 @@ describe("thinkific deliver (https) #lua54", function()
 
     file, id = envelope()
     code = deliver(target(sb_ip), file, { "--ca-file", other_cert }, { SSL_CERT_FILE = ip_cert })
+    assert.are.equal(1, code)
+    assert.is_nil(recorded(sb_ip, id, ip_cert))
+
+    -- curl's order: CURL_CA_BUNDLE before SSL_CERT_FILE.
+    file, id = envelope()
+    code, _, err = deliver(target(sb_ip), file, nil, { CURL_CA_BUNDLE = ip_cert,
+      SSL_CERT_FILE = other_cert })
+    assert.are.equal(0, code, err)
+    assert.is_table(recorded(sb_ip, id, ip_cert))
+
+    file, id = envelope()
+    code = deliver(target(sb_ip), file, nil, { CURL_CA_BUNDLE = other_cert,
+      SSL_CERT_FILE = ip_cert })
     assert.are.equal(1, code)
     assert.is_nil(recorded(sb_ip, id, ip_cert))
   end)

@@ -47,6 +47,22 @@ describe("thinkific events #lua54", function()
       .. ": Record not found. (http 404)\n", err)
   end)
 
+  it("says what to check on a 401, and on a 404 from a base URL without /api/v2", function()
+    local id = sb.seeded_events[1]
+    local code, out, err = run({ "events", "get", id }, { THINKIFIC_API_KEY = "wrong-key-2231" })
+    assert.are.equal(1, code)
+    assert.are.equal("", out)
+    assert.are.equal("thinkific events: " .. id .. ": GET /events/" .. id
+      .. ": Authentication Error (http 401): check THINKIFIC_API_KEY (or THINKIFIC_ACCESS_TOKEN)\n",
+      err)
+    local root = sb.url:gsub("/api/v2$", "")
+    code, out, err = run({ "events", "get", id }, { THINKIFIC_BASE_URL = root })
+    assert.are.equal(1, code)
+    assert.are.equal("", out)
+    assert.matches(": GET /events/" .. id .. ": [^\n]*%(http 404%) %(is THINKIFIC_BASE_URL right%? "
+      .. "it is " .. root:gsub("%p", "%%%0") .. ", without /api/v2%)\n$", err)
+  end)
+
   it("prints one JSON array with --json, null where an id failed", function()
     local ids = sb.seeded_events
     local code, out = run({ "events", "get", "--json", ids[2], ids[1] })

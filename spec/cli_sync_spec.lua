@@ -48,7 +48,7 @@ describe("thinkific webhooks sync #lua54", function()
       .. "  would create\t" .. fields(U) .. "\n"
       .. "  unchanged\t" .. fields(kept) .. "\n"
       .. "  extra\t" .. fields(extra) .. "\n"
-      .. "  1 created, 0 deleted, 1 unchanged, 1 extra, 0 duplicates\n", out)
+      .. "  1 to create, 0 to delete, 1 unchanged, 1 extra, 0 duplicates\n", out)
     assert.are.same({ fields(kept), fields(extra) }, stored())
 
     code, out = run({ "webhooks", "sync", file, "--dry-run", "--json" })
@@ -73,7 +73,7 @@ describe("thinkific webhooks sync #lua54", function()
     assert.are.equal("plan:\n"
       .. "  would create\t" .. fields(O) .. "\n"
       .. "  would create\t" .. fields(U) .. "\n"
-      .. "  2 created, 0 deleted, 0 unchanged, 0 extra, 0 duplicates\n"
+      .. "  2 to create, 0 to delete, 0 unchanged, 0 extra, 0 duplicates\n"
       .. "applied:\n"
       .. "  create\t" .. now[1] .. "\n"
       .. "  create\t" .. now[2] .. "\n"
@@ -101,7 +101,7 @@ describe("thinkific webhooks sync #lua54", function()
       .. "  would delete\t" .. fields(other) .. "\n"
       .. "  would delete\t" .. fields(copy) .. "\n"
       .. "  unchanged\t" .. fields(first) .. "\n"
-      .. "  0 created, 2 deleted, 1 unchanged, 0 extra, 1 duplicates\n"
+      .. "  0 to create, 2 to delete, 1 unchanged, 0 extra, 1 duplicates\n"
       .. "applied:\n"
       .. "  delete\t" .. fields(other) .. "\n"
       .. "  delete\t" .. fields(copy) .. "\n"
@@ -110,31 +110,79 @@ describe("thinkific webhooks sync #lua54", function()
     assert.are.same({ fields(first) }, stored())
   end)
 
-  it("exits 2 on an invalid file, before any request", function()
+  it("exits 2 on an invalid file, before any request, saying where and what", function()
+    local allowed = "(see thinkific topics; --allow-unknown-topic sends it anyway)"
     local cases = {
-      { write("bad.json", "[{\"topic\": "), "bad.json" },
-      { json_file("object.json", { topic = O.topic, target_url = O.target_url }), "object.json" },
-      { json_file("no_url.json", { { topic = O.topic } }), "target_url" },
-      { json_file("number.json", { { topic = 1, target_url = O.target_url } }), "topic" },
-      { json_file("twice.json", { O, O }), "repeats" },
-      { json_file("unknown.json", { { topic = O.topic, target_url = O.target_url, x = 1 } }),
-        "unknown field" },
+      -- JSON syntax: file:line:column, from the decoder's offset (columns in characters).
+      { write("bad.json", "[{\"topic\": "), ":1:12: invalid JSON: Expected value but found "
+        .. "the end of the file" },
+      { write("comma.json", '[\n  {"topic": "order.created",\n   "target_url": x}]'),
+        ":3:18: invalid JSON: Expected value but found invalid token" },
+      { write("utf8.json", '[{"target_url": "https://example.com/é", "topic": "x"},]'),
+        ":1:56: invalid JSON: Expected value but found ']'" }, -- 57 in bytes
+      { write("empty.json", ""), ":1:1: invalid JSON: Expected value but found the end of the file" },
+      -- Shape and fields, by entry.
+      { json_file("object.json", { topic = O.topic, target_url = O.target_url }),
+        ": expected a JSON array of {topic, target_url}" },
+      { write("empty_object.json", "{}"), ": expected a JSON array of {topic, target_url}" },
+      { json_file("url.json", { O, { topic = U.topic, url = U.target_url } }),
+        ": entry 2: unknown field 'url' (expected topic, target_url)" },
+      { json_file("no_url.json", { { topic = O.topic } }), ": entry 1: missing field 'target_url'" },
+      { json_file("number.json", { { topic = 1, target_url = O.target_url } }),
+        ": entry 1: field 'topic' must be a non-empty string, got number" },
+      { write("null.json", '[null]'), ": entry 1: expected {topic, target_url}, got null" },
+      { write("string.json", '["order.created"]'),
+        ": entry 1: expected {topic, target_url}, got 'order.created'" },
+      { json_file("twice.json", { O, U, O }), ": entry 3 repeats entry 1 (order.created "
+        .. "https://example.com/o)" },
+      -- Topics: known ones only, unless --allow-unknown-topic; always resource.action.
+      { json_file("typo.json", { O, { topic = "user.sigup", target_url = U.target_url } }),
+        ": entry 2: unknown topic 'user.sigup': did you mean 'user.signup'? " .. allowed },
+      { json_file("nodot.json", { { topic = "usersignup", target_url = U.target_url } }),
+        ": entry 1: topic 'usersignup' is not resource.action (e.g. order.created): did you "
+        .. "mean 'user.signup'?", "--allow-unknown-topic" },
       -- A Lua file runs with no globals at all: a table constructor, nothing else.
-      { write("raises.lua", 'return { os.getenv("HOME") }'), "raises.lua:1:" },
-      { write("syntax.lua", "return {"), "syntax.lua" },
-      { write("string.lua", 'return "x"'), "not a list" },
-      { dir .. "/missing.json", "missing.json" },
+      { write("raises.lua", 'return { os.getenv("HOME") }'),
+        ":1: attempt to index a nil value (global 'os')" },
+      { write("syntax.lua", "return {"), ":1: unexpected symbol near <eof>" },
+      { write("string.lua", 'return "x"'), ": expected the file to return a list of "
+        .. "{topic, target_url}, got string" },
+      { write("keys.lua", 'return { { topic = "order.created", target_url = "https://e/" }, '
+        .. 'extra = true }'), ": expected a list of {topic, target_url}, found the key 'extra'" },
+      { write("field.lua", 'return { { topic = "order.created", target = "https://e/" } }'),
+        ": entry 1: unknown field 'target' (expected topic, target_url)" },
+      { write("forever.lua", "while true do end"), ":1: too much work (over 10000000 "
+        .. "instructions): return a table constructor" },
+      { dir .. "/missing.json", ": No such file or directory" },
     }
     assert(sb:reset_stats())
     for _, case in ipairs(cases) do
-      local code, out, err = run({ "webhooks", "sync", case[1] })
-      assert.are.equal(2, code, case[1])
-      assert.are.equal("", out, case[1])
-      local last = err:match("([^\n]*)\n$")
-      assert.matches("^thinkific webhooks: ", last, nil, case[1])
-      assert.is_truthy(last:find(case[2], 1, true), case[1] .. ": " .. err)
+      for _, dry in ipairs({ false, true }) do
+        local argv = { "webhooks", "sync", case[1] }
+        if dry then argv[#argv + 1] = "--dry-run" end
+        if case[3] then argv[#argv + 1] = case[3] end
+        local code, out, err = run(argv)
+        assert.are.equal(2, code, case[1])
+        assert.are.equal("", out, case[1])
+        assert.are.equal("thinkific webhooks: " .. case[1] .. case[2], err:match("([^\n]*)\n$"))
+      end
     end
     assert.are.equal(0, assert(sb:stats()).requests)
+  end)
+
+  it("sends an unknown topic with --allow-unknown-topic", function()
+    local file = json_file("future.json", { { topic = "badge.earned", target_url = U.target_url } })
+    local code, out, err = run({ "webhooks", "sync", file, "--dry-run", "--allow-unknown-topic" })
+    assert.are.equal(0, code, err)
+    assert.are.equal("plan:\n  would create\t-\tbadge.earned\t" .. U.target_url .. "\n"
+      .. "  1 to create, 0 to delete, 0 unchanged, 0 extra, 0 duplicates\n", out)
+    -- Sent: the sandbox knows only Thinkific's topics and refuses it (422).
+    code, out, err = run({ "webhooks", "sync", file, "--allow-unknown-topic" })
+    assert.are.equal(1, code)
+    assert.matches("\napplied before the failure:\n  0 created, 0 deleted, ", out)
+    assert.are.equal("thinkific webhooks: " .. file .. " entry 1 (badge.earned " .. U.target_url
+      .. ") was not created: POST /webhooks: topic invalid format (http 422); done before it: "
+      .. "0 created, 0 deleted; running sync again finishes the job\n", err)
   end)
 
   it("exits 1 on a failure half-way; a second run finishes the job", function()
@@ -147,8 +195,11 @@ describe("thinkific webhooks sync #lua54", function()
     local file = json_file("desired.json", { O, U })
     local code, out, err = run({ "webhooks", "sync", file, "--prune", "--json" })
     assert.are.equal(1, code)
-    assert.are.equal("thinkific webhooks: DELETE /webhooks/" .. stuck.id
-      .. ": Blocked by a sandbox fault. (http 403)\n", err)
+    local stopped = "thinkific webhooks: webhook " .. stuck.id .. " (course.deleted "
+      .. "https://example.com/stuck) was not deleted: DELETE /webhooks/" .. stuck.id
+      .. ": Blocked by a sandbox fault. (http 403); done before it: 2 created, 1 deleted; "
+      .. "running sync again finishes the job\n"
+    assert.are.equal(stopped, err)
     local report = assert(thinkific.decode(out))
     assert.are.equal(2, #report.plan.created)
     assert.are.equal(2, #report.plan.deleted)
@@ -167,5 +218,55 @@ describe("thinkific webhooks sync #lua54", function()
     assert.are.equal(2, #now)
     assert.matches("^%d+\torder%.created\thttps://example%.com/o$", now[1])
     assert.matches("^%d+\tuser%.signup\thttps://example%.com/u$", now[2])
+  end)
+
+  it("says in text which entry failed, and what was done before it", function()
+    -- A creation: entry 2 of the file (entry 1 is there already).
+    local kept = create(O.topic, O.target_url)
+    assert(sb:fault{ path = "/api/v2/webhooks", method = "POST", count = 1, status = 403,
+      body = { error = "Blocked by a sandbox fault." } })
+    local file = json_file("desired.json", { O, U })
+    local code, out, err = run({ "webhooks", "sync", file })
+    assert.are.equal(1, code)
+    assert.are.equal("plan:\n"
+      .. "  would create\t" .. fields(U) .. "\n"
+      .. "  unchanged\t" .. fields(kept) .. "\n"
+      .. "  1 to create, 0 to delete, 1 unchanged, 0 extra, 0 duplicates\n"
+      .. "applied before the failure:\n"
+      .. "  unchanged\t" .. fields(kept) .. "\n"
+      .. "  0 created, 0 deleted, 1 unchanged, 0 extra, 0 duplicates\n", out)
+    assert.are.equal("thinkific webhooks: " .. file .. " entry 2 (user.signup "
+      .. "https://example.com/u) was not created: POST /webhooks: Blocked by a sandbox fault. "
+      .. "(http 403); done before it: 0 created, 0 deleted; running sync again finishes the job\n",
+      err)
+    assert.are.same({ fields(kept) }, stored())
+
+    -- A deletion, after a creation and a deletion.
+    assert(sb:reset())
+    local gone = create("course.created", "https://example.com/gone")
+    local stuck = create("course.deleted", "https://example.com/stuck")
+    assert(sb:fault{ path = "/api/v2/webhooks/" .. stuck.id, method = "DELETE", count = 1,
+      status = 403, body = { error = "Blocked by a sandbox fault." } })
+    file = json_file("desired.json", { O })
+    code, out, err = run({ "webhooks", "sync", file, "--prune" })
+    assert.are.equal(1, code)
+    local now = stored()
+    assert.are.equal(2, #now)
+    assert.are.equal(fields(stuck), now[1])
+    local made = now[2]
+    assert.matches("^%d+\torder%.created\t", made)
+    assert.are.equal("plan:\n"
+      .. "  would create\t" .. fields(O) .. "\n"
+      .. "  would delete\t" .. fields(gone) .. "\n"
+      .. "  would delete\t" .. fields(stuck) .. "\n"
+      .. "  1 to create, 2 to delete, 0 unchanged, 0 extra, 0 duplicates\n"
+      .. "applied before the failure:\n"
+      .. "  create\t" .. made .. "\n"
+      .. "  delete\t" .. fields(gone) .. "\n"
+      .. "  1 created, 1 deleted, 0 unchanged, 0 extra, 0 duplicates\n", out)
+    assert.are.equal("thinkific webhooks: webhook " .. stuck.id .. " (course.deleted "
+      .. "https://example.com/stuck) was not deleted: DELETE /webhooks/" .. stuck.id
+      .. ": Blocked by a sandbox fault. (http 403); done before it: 1 created, 1 deleted; "
+      .. "running sync again finishes the job\n", err)
   end)
 end)

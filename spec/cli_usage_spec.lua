@@ -16,28 +16,39 @@ describe("thinkific usage #lua54", function()
 
   it("prints each command's help on stdout with --help, exit 0, no credential needed", function()
     local cases = {
-      { { "--help" }, "Usage: thinkific <command>", { "webhooks", "events", "sign", "verify",
-        "deliver", "listen", "sandbox" } },
+      { { "--help" }, "Usage: thinkific <command>", { "webhooks", "events", "topics", "sign",
+        "verify", "deliver", "listen", "sandbox", "thinkific help <command>", "--version" } },
       { { "-h" }, "Usage: thinkific <command>" },
       { { "help" }, "Usage: thinkific <command>" },
+      -- help COMMAND: that command's own --help.
+      { { "help", "webhooks" }, "Usage: thinkific webhooks <action>", { "sync FILE" } },
+      { { "help", "webhooks", "sync" }, "Usage: thinkific webhooks sync", { "--dry-run" } },
+      { { "help", "--help" }, "Usage: thinkific <command>" },
+      { { "help", "events" }, "Usage: thinkific events get" },
+      { { "help", "topics" }, "Usage: thinkific topics", { "--json" } },
+      { { "help", "deliver" }, "Usage: thinkific deliver", { "--allow-unknown-topic" } },
+      { { "help", "sign" }, "Usage: thinkific sign" },
+      { { "help", "listen" }, "Usage: thinkific listen" },
+      { { "help", "sandbox" }, "Usage: thinkific sandbox" },
+      { { "topics", "--help" }, "Usage: thinkific topics", { "--json" } },
       { { "webhooks", "--help" }, "Usage: thinkific webhooks <action>", { "list", "create",
         "get ID", "update ID", "delete ID", "sync FILE", "--json" } },
       { { "webhooks", "help" }, "Usage: thinkific webhooks <action>" },
       { { "webhooks", "list", "--help" }, "Usage: thinkific webhooks list", { "--limit", "--json" } },
       { { "webhooks", "create", "-h" }, "Usage: thinkific webhooks create",
-        { "--topic", "--target-url", "--json" } },
+        { "--topic", "--target-url", "--json", "--allow-unknown-topic", "--ca-file" } },
       { { "webhooks", "get", "--help" }, "Usage: thinkific webhooks get", { "<id>", "--json" } },
       { { "webhooks", "update", "--help" }, "Usage: thinkific webhooks update",
-        { "<id>", "--topic", "--target-url" } },
+        { "<id>", "--topic", "--target-url", "--allow-unknown-topic" } },
       { { "webhooks", "delete", "--help" }, "Usage: thinkific webhooks delete", { "<id>" } },
       { { "webhooks", "sync", "--help" }, "Usage: thinkific webhooks sync",
-        { "<file>", "--dry-run", "--prune", "--json" } },
+        { "<file>", "--dry-run", "--prune", "--json", "--allow-unknown-topic" } },
       { { "events", "--help" }, "Usage: thinkific events get", { "<ids>", "--json" } },
       { { "events", "get", "--help" }, "Usage: thinkific events get", { "<ids>", "--json" } },
       { { "sign", "--help" }, "Usage: thinkific sign", { "<file>", "--json" } },
       { { "verify", "--help" }, "Usage: thinkific verify", { "--signature", "<file>", "--json" } },
       { { "deliver", "--help" }, "Usage: thinkific deliver", { "<url>", "--topic", "--payload",
-        "--timeout", "--ca-file", "--json" } },
+        "--timeout", "--ca-file", "--json", "--allow-unknown-topic" } },
       { { "listen", "--help" }, "Usage: thinkific listen", { "--host", "--port", "<rules>" } },
       { { "sandbox", "--help" }, "Usage: thinkific sandbox", { "--host", "--port", "--api-key",
         "--secret", "--tls-cert", "--tls-key" } },
@@ -57,6 +68,45 @@ describe("thinkific usage #lua54", function()
     end
   end)
 
+  it("prints the version with --version and -V", function()
+    for _, flag in ipairs({ "--version", "-V" }) do
+      local code, out, err = run_bare({ flag })
+      assert.are.equal(0, code, flag)
+      assert.are.equal("", err, flag)
+      assert.are.equal("thinkific " .. require("thinkific.version") .. "\n", out, flag)
+    end
+    assert.matches("^%d+%.%d+%.%d+$", require("thinkific.version"))
+  end)
+
+  it("names in each action's --help the environment variables it reads", function()
+    local api = { "THINKIFIC_API_KEY", "THINKIFIC_ACCESS_TOKEN", "THINKIFIC_SUBDOMAIN",
+      "THINKIFIC_BASE_URL", "CURL_CA_BUNDLE", "SSL_CERT_FILE", "--ca-file" }
+    local cases = {
+      { { "webhooks", "--help" }, api },
+      { { "events", "get", "--help" }, api },
+      { { "sign", "--help" }, { "THINKIFIC_WEBHOOK_SECRET" } },
+      { { "verify", "--help" }, { "THINKIFIC_WEBHOOK_SECRET" } },
+      { { "deliver", "--help" }, { "THINKIFIC_WEBHOOK_SECRET", "THINKIFIC_SUBDOMAIN",
+        "CURL_CA_BUNDLE", "SSL_CERT_FILE", "--ca-file" } },
+    }
+    for _, action in ipairs({ "list", "create", "get", "update", "delete", "sync" }) do
+      cases[#cases + 1] = { { "webhooks", action, "--help" }, api }
+    end
+    for _, case in ipairs(cases) do
+      local what = table.concat(case[1], " ")
+      local code, out = run_bare(case[1])
+      assert.are.equal(0, code, what)
+      local environment = out:match("\nEnvironment:\n(.*)$")
+      assert.is_truthy(environment, what .. " has an Environment section: " .. out)
+      for _, name in ipairs(case[2]) do
+        assert.is_truthy(out:find(name, 1, true), what .. " names " .. name)
+      end
+      if case[2] ~= api then
+        assert.is_nil(environment:find("THINKIFIC_API_KEY", 1, true), what .. " needs no key")
+      end
+    end
+  end)
+
   it("exits 2 on usage errors, the message last on stderr, nothing on stdout", function()
     local r = "rules.lua"
     local ok_deliver = { "--topic", "order.created", "--payload", "p.json" }
@@ -66,8 +116,46 @@ describe("thinkific usage #lua54", function()
       for _, a in ipairs({ ... }) do argv[#argv + 1] = a end
       return argv
     end
+    -- The unknown topic line, with its suggestion (or none).
+    local function unknown(topic, suggestion)
+      return "unknown topic '" .. topic .. "'"
+        .. (suggestion and (": did you mean '" .. suggestion .. "'?") or "")
+        .. " (see thinkific topics; --allow-unknown-topic sends it anyway)"
+    end
+    local target = { "--target-url", "https://example.com/" }
+    local function with_target(...)
+      local argv = { ... }
+      for _, a in ipairs(target) do argv[#argv + 1] = a end
+      return argv
+    end
     local cases = {
+      { with_target("webhooks", "create", "--topic", "order.creatd"),
+        "thinkific webhooks: " .. unknown("order.creatd", "order.created") },
+      { with_target("webhooks", "create", "--topic", "Order.Created"),
+        "thinkific webhooks: " .. unknown("Order.Created", "order.created") },
+      { with_target("webhooks", "create", "--topic", "subscription.canceled"),
+        "thinkific webhooks: " .. unknown("subscription.canceled", "subscription.cancelled") },
+      { with_target("webhooks", "create", "--topic", "invoice.paid"),
+        "thinkific webhooks: " .. unknown("invoice.paid") },
+      { with_target("webhooks", "update", "1", "--topic", "enrolment.completed"),
+        "thinkific webhooks: " .. unknown("enrolment.completed", "enrollment.completed") },
+      { with_target("webhooks", "create", "--topic", "ordercreated", "--allow-unknown-topic"),
+        "thinkific webhooks: topic 'ordercreated' is not resource.action (e.g. order.created): "
+        .. "did you mean 'order.created'?" },
       { { "nosuch" }, "thinkific: unknown command 'nosuch' (see thinkific --help)" },
+      -- A close miss gets a suggestion.
+      { { "webhook" }, "thinkific: unknown command 'webhook': did you mean 'webhooks'? "
+        .. "(see thinkific --help)" },
+      { { "evnets", "get", "1" }, "thinkific: unknown command 'evnets': did you mean 'events'? "
+        .. "(see thinkific --help)" },
+      { { "help", "webhook" }, "thinkific: unknown command 'webhook': did you mean 'webhooks'? "
+        .. "(see thinkific --help)" },
+      { { "help", "nosuch" }, "thinkific: unknown command 'nosuch' (see thinkific --help)" },
+      { { "webhooks", "lsit" }, "thinkific webhooks: unknown action 'lsit': did you mean 'list'?" },
+      { { "webhooks", "create", "--tpoic", "order.created" },
+        "thinkific webhooks: unknown option '--tpoic': did you mean '--topic'?" },
+      { { "topics", "extra" }, "thinkific topics: too many arguments" },
+      { { "topics", "--bogus" }, "thinkific topics: unknown option '--bogus'" },
       { { "webhooks" }, "thinkific webhooks: an action is required" },
       { { "webhooks", "bogus" }, "thinkific webhooks: unknown action 'bogus'" },
       { { "webhooks", "list", "--bogus" }, "thinkific webhooks: unknown option '--bogus'" },
@@ -85,6 +173,8 @@ describe("thinkific usage #lua54", function()
         "thinkific webhooks: missing option '--target-url'" },
       { { "webhooks", "delete" }, "thinkific webhooks: missing argument 'id'" },
       { { "webhooks", "sync" }, "thinkific webhooks: missing argument 'file'" },
+      { { "webhooks", "list", "--ca-file", "" }, "thinkific webhooks: --ca-file must not be empty" },
+      { { "events", "get", "1", "--ca-file", "" }, "thinkific events: --ca-file must not be empty" },
       { { "events" }, "thinkific events: an action is required (get)" },
       { { "events", "list" }, "thinkific events: unknown action 'list'" },
       { { "events", "get" }, "thinkific events: missing argument 'ids'" },
@@ -109,6 +199,15 @@ describe("thinkific usage #lua54", function()
       { deliver("http://127.0.0.1:1/", "--ca-file", ""), "thinkific deliver: --ca-file must not be empty" },
       { { "deliver", "http://127.0.0.1:1/", "--topic", "", "--payload", "p.json" },
         "thinkific deliver: --topic must not be empty" },
+      { { "deliver", "http://127.0.0.1:1/", "--topic", "order.creatd", "--payload", "p.json" },
+        "thinkific deliver: " .. unknown("order.creatd", "order.created") },
+      -- A topic is resource.action, whatever --allow-unknown-topic says.
+      { { "deliver", "http://127.0.0.1:1/", "--topic", "ordercreated", "--payload", "p.json",
+        "--allow-unknown-topic" }, "thinkific deliver: topic 'ordercreated' is not resource.action "
+        .. "(e.g. order.created): did you mean 'order.created'?" },
+      { { "deliver", "http://127.0.0.1:1/", "--topic", "order.", "--payload", "p.json",
+        "--allow-unknown-topic" }, "thinkific deliver: topic 'order.' is not resource.action "
+        .. "(e.g. order.created)" },
       { { "listen" }, "thinkific listen: missing argument 'rules'" },
       { { "listen", "--port", "70000", r }, "thinkific listen: --port must be a number 0..65535" },
       { { "listen", "--port", "x", r }, "thinkific listen: --port must be a number 0..65535" },
@@ -151,6 +250,37 @@ describe("thinkific usage #lua54", function()
         assert.are.equal(2, code, what)
         assert.are.equal("", out, what)
         assert.are.equal(case[2] .. "\n", err, what)
+      end
+    end
+  end)
+
+  it("exits 2 on settings thinkific.new refuses, with its reason and never a value", function()
+    local password = "base-url-password-5310"
+    local token = "cli-usage-token-8642"
+    local broken_key = "cli-usage-broken\nkey-9753"
+    local checked = helper.cli(base, { API_KEY, SECRET, password, token, "cli-usage-broken",
+      "key-9753" })
+    local cases = {
+      { { THINKIFIC_ACCESS_TOKEN = token }, "both THINKIFIC_API_KEY and THINKIFIC_ACCESS_TOKEN "
+        .. "are set: unset one" },
+      { { THINKIFIC_BASE_URL = "ftp://user:" .. password .. "@127.0.0.1/api/v2" },
+        "THINKIFIC_BASE_URL: 'base_url' must start with http:// or https://" },
+      { { THINKIFIC_BASE_URL = "127.0.0.1:8080/api/v2" },
+        "THINKIFIC_BASE_URL: 'base_url' must start with http:// or https://" },
+      { { THINKIFIC_API_KEY = broken_key },
+        "THINKIFIC_API_KEY: 'api_key' must not contain CR, LF or NUL" },
+      { { THINKIFIC_API_KEY = false, THINKIFIC_ACCESS_TOKEN = broken_key },
+        "THINKIFIC_ACCESS_TOKEN: 'access_token' must not contain CR, LF or NUL" },
+      { { THINKIFIC_SUBDOMAIN = "acme\r\nX-Injected: 1" },
+        "THINKIFIC_SUBDOMAIN: 'subdomain' must not contain CR, LF or NUL" },
+    }
+    for _, command in ipairs({ { "webhooks", "list" }, { "events", "get", "1" } }) do
+      local prog = "thinkific " .. command[1] .. ": "
+      for _, case in ipairs(cases) do
+        local code, out, err = checked(command, case[1])
+        assert.are.equal(2, code, case[2])
+        assert.are.equal("", out, case[2])
+        assert.are.equal(prog .. case[2] .. "\n", err)
       end
     end
   end)

@@ -30,12 +30,15 @@ describe("thinkific webhooks #lua54", function()
   local function create(topic, target_url) return helper.create_webhook(sb, topic, target_url) end
 
   it("lists every page with --limit, in order, as text and as JSON", function()
-    local code, out = run({ "webhooks", "list" })
+    -- None: stdout stays empty for scripts, stderr says so; JSON is [].
+    local code, out, err = run({ "webhooks", "list" })
     assert.are.equal(0, code)
     assert.are.equal("", out)
-    code, out = run({ "webhooks", "list", "--json" })
+    assert.are.equal("no webhooks\n", err)
+    code, out, err = run({ "webhooks", "list", "--json" })
     assert.are.equal(0, code)
     assert.are.equal("[]\n", out)
+    assert.are.equal("", err)
 
     local want = {}
     for i = 1, 5 do
@@ -46,9 +49,10 @@ describe("thinkific webhooks #lua54", function()
     for i, w in ipairs(want) do expected[i] = line(w) end
 
     assert(sb:reset_stats())
-    code, out = run({ "webhooks", "list", "--limit", "2" })
+    code, out, err = run({ "webhooks", "list", "--limit", "2" })
     assert.are.equal(0, code)
     assert.are.equal(table.concat(expected), out)
+    assert.are.equal("", err)
     assert.are.equal(3, assert(sb:stats()).requests) -- pages of 2, 2 and 1
 
     assert(sb:reset_stats())
@@ -141,8 +145,8 @@ describe("thinkific webhooks #lua54", function()
   end)
 
   it("exits 1 with the validation messages (422) and changes nothing", function()
-    local code, out, err = run({ "webhooks", "create", "--topic", "no.such.topic",
-      "--target-url", "https://example.com/a" })
+    local code, out, err = run({ "webhooks", "create", "--topic", "no_such.topic",
+      "--target-url", "https://example.com/a", "--allow-unknown-topic" })
     assert.are.equal(1, code)
     assert.are.equal("", out)
     assert.are.equal("thinkific webhooks: POST /webhooks: topic invalid format (http 422)\n", err)
@@ -154,8 +158,8 @@ describe("thinkific webhooks #lua54", function()
     assert.are.equal(0, #stored())
 
     local w = create("order.created", "https://example.com/a")
-    code, out, err = run({ "webhooks", "update", w.id, "--topic", "nope",
-      "--target-url", "nope", "--json" })
+    code, out, err = run({ "webhooks", "update", w.id, "--topic", "no.pe",
+      "--target-url", "nope", "--json", "--allow-unknown-topic" })
     assert.are.equal(1, code)
     assert.are.equal("", out)
     assert.are.equal("thinkific webhooks: PUT /webhooks/" .. w.id
@@ -163,17 +167,83 @@ describe("thinkific webhooks #lua54", function()
     assert.are.same({ line(w) }, { line(stored()[1]) })
   end)
 
-  it("exits 1 on a refused credential; takes THINKIFIC_ACCESS_TOKEN as well", function()
+  it("exits 1 on a refused credential, naming what to check; takes the token too", function()
     local code, out, err = run({ "webhooks", "list" }, { THINKIFIC_API_KEY = "wrong-key-4711" })
     assert.are.equal(1, code)
     assert.are.equal("", out)
-    assert.matches("^thinkific webhooks: GET /webhooks: [^\n]*%(http 401%)\n$", err)
+    assert.matches("^thinkific webhooks: GET /webhooks: [^\n]*%(http 401%): check "
+      .. "THINKIFIC_API_KEY %(or THINKIFIC_ACCESS_TOKEN%)\n$", err)
     assert.is_nil(err:find("wrong-key-4711", 1, true))
+    code, out, err = run({ "webhooks", "get", "1" }, { THINKIFIC_API_KEY = false,
+      THINKIFIC_ACCESS_TOKEN = "wrong-token-4712" })
+    assert.are.equal(1, code)
+    assert.are.equal("", out)
+    assert.matches("^thinkific webhooks: GET /webhooks/1: [^\n]*%(http 401%): check "
+      .. "THINKIFIC_ACCESS_TOKEN %(or THINKIFIC_API_KEY%)\n$", err)
+    assert.is_nil(err:find("wrong-token-4712", 1, true))
 
     local w = create("order.created", "https://example.com/a")
     code, out = run({ "webhooks", "list" }, { THINKIFIC_API_KEY = false,
       THINKIFIC_ACCESS_TOKEN = API_KEY })
     assert.are.equal(0, code)
     assert.are.equal(line(w), out)
+  end)
+
+  it("checks the topic before any request; --allow-unknown-topic sends it anyway", function()
+    local w = create("order.created", "https://example.com/a")
+    assert(sb:reset_stats())
+    local cases = {
+      { "webhooks", "create", "--topic", "order.creatd", "--target-url", "https://example.com/b" },
+      { "webhooks", "update", w.id, "--topic", "order.creatd", "--target-url", "https://example.com/b" },
+    }
+    for _, argv in ipairs(cases) do
+      local code, out, err = run(argv)
+      assert.are.equal(2, code, argv[2])
+      assert.are.equal("", out, argv[2])
+      assert.are.equal("thinkific webhooks: unknown topic 'order.creatd': did you mean "
+        .. "'order.created'? (see thinkific topics; --allow-unknown-topic sends it anyway)",
+        err:match("([^\n]*)\n$"))
+    end
+    assert.are.equal(0, assert(sb:stats()).requests)
+
+    -- Sent: the sandbox, which knows only Thinkific's topics, refuses it.
+    for _, argv in ipairs(cases) do
+      argv[#argv + 1] = "--allow-unknown-topic"
+      local code, out, err = run(argv)
+      assert.are.equal(1, code, argv[2])
+      assert.are.equal("", out, argv[2])
+      assert.matches("^thinkific webhooks: [A-Z]+ /webhooks[^\n]*: topic invalid format %(http 422%)\n$",
+        err)
+    end
+    assert.are.equal(2, assert(sb:stats()).requests)
+    assert.are.same({ line(w) }, { line(stored()[1]) })
+  end)
+
+  it("names the base URL in use when a 404 comes from one without /api/v2", function()
+    local password = "cli-webhooks-password-6170"
+    local root = sb.url:gsub("/api/v2$", "")
+    local shown = root
+    local with_user = root:gsub("^http://", "http://user:" .. password .. "@")
+    local checked = helper.cli(function()
+      return { THINKIFIC_API_KEY = API_KEY, THINKIFIC_WEBHOOK_SECRET = SECRET }
+    end, { API_KEY, SECRET, password })
+    local cases = {
+      { { "webhooks", "list" }, with_user, "GET /webhooks" },
+      { { "webhooks", "get", "12" }, root .. "/?token=" .. password, "GET /webhooks/12" },
+      { { "webhooks", "delete", "12" }, root, "DELETE /webhooks/12" },
+    }
+    for _, case in ipairs(cases) do
+      local code, out, err = checked(case[1], { THINKIFIC_BASE_URL = case[2] })
+      assert.are.equal(1, code, case[3])
+      assert.are.equal("", out, case[3])
+      local want = case[2] == root .. "/?token=" .. password and root .. "/" or shown
+      assert.matches("^thinkific webhooks: " .. case[3]:gsub("%p", "%%%0") .. ": [^\n]*%(http 404%) "
+        .. "%(is THINKIFIC_BASE_URL right%? it is " .. want:gsub("%p", "%%%0")
+        .. ", without /api/v2%)\n$", err)
+    end
+    -- With /api/v2, a 404 is about the id: no hint (as in the test of unknown ids).
+    local code, _, err = checked({ "webhooks", "get", "12" }, { THINKIFIC_BASE_URL = sb.url })
+    assert.are.equal(1, code)
+    assert.are.equal("thinkific webhooks: GET /webhooks/12: Record not found. (http 404)\n", err)
   end)
 end)

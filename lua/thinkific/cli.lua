@@ -1,4 +1,6 @@
 -- The `thinkific` command line: a table of subcommands, each in its own module.
+local suggest = require("thinkific.cli.suggest")
+
 local M = {}
 
 -- name -> { summary, run = function(argv) -> exit status } (run absent: not written yet).
@@ -19,6 +21,10 @@ M.commands = {
     summary = "check a delivery signature",
     run = function(argv) return require("thinkific.cli.sign").verify(argv) end,
   },
+  topics = {
+    summary = "list the webhook topics Thinkific documents",
+    run = function(argv) return require("thinkific.cli.topics").main(argv) end,
+  },
   deliver = {
     summary = "POST a signed delivery to a URL",
     run = function(argv) return require("thinkific.cli.deliver").main(argv) end,
@@ -33,20 +39,42 @@ M.commands = {
   },
 }
 
-M.ORDER = { "webhooks", "events", "sign", "verify", "deliver", "listen", "sandbox" }
+M.ORDER = { "webhooks", "events", "topics", "sign", "verify", "deliver", "listen", "sandbox" }
 
 local function usage(out)
   out:write("Usage: thinkific <command> [options]\n\nCommands:\n")
   for _, name in ipairs(M.ORDER) do
     out:write(string.format("  %-10s %s\n", name, M.commands[name].summary))
   end
-  out:write("\nRun 'thinkific <command> --help' for a command's options.\n")
+  out:write("\nRun 'thinkific help <command>' (or 'thinkific <command> --help') for a command's "
+    .. "options,\n'thinkific --version' for the version.\n")
+end
+
+-- The command called name, or nil after a usage error (exit 2) with a did-you-mean.
+local function find(name)
+  local command = M.commands[name]
+  if command then return command end
+  io.stderr:write("thinkific: unknown command '", name, "'", suggest.hint(name, M.ORDER),
+    " (see thinkific --help)\n")
+  return nil
 end
 
 -- argv: the command's arguments (arg). Returns the exit status: 0 success, 1 runtime
 -- failure, 2 usage error.
 function M.main(argv)
   local name = argv[1]
+  if name == "--version" or name == "-V" then
+    io.stdout:write("thinkific ", require("thinkific.version"), "\n")
+    return 0
+  end
+  -- thinkific help COMMAND [ACTION]: the same as thinkific COMMAND [ACTION] --help.
+  if name == "help" and argv[2] and not argv[2]:find("^%-") then
+    local command = find(argv[2])
+    if not command then return 2 end
+    local rest = { table.unpack(argv, 3) }
+    rest[#rest + 1] = "--help"
+    return command.run(rest)
+  end
   if name == "--help" or name == "-h" or name == "help" then
     usage(io.stdout)
     return 0
@@ -55,11 +83,8 @@ function M.main(argv)
     usage(io.stderr)
     return 2
   end
-  local command = M.commands[name]
-  if not command then
-    io.stderr:write("thinkific: unknown command '", name, "' (see thinkific --help)\n")
-    return 2
-  end
+  local command = find(name)
+  if not command then return 2 end
   if not command.run then
     io.stderr:write("thinkific: '", name, "' is not implemented yet\n")
     return 2

@@ -13,6 +13,7 @@ local _M = {
   verify = core.verify,
   new = client.new,
   router = require("thinkific.router").new,
+  topics = require("thinkific.topics"),
 }
 
 return _M

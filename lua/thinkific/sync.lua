@@ -1,7 +1,8 @@
 -- client:sync_webhooks(desired, opts): make the account's webhooks match a desired list of
 -- (topic, target_url) pairs. Reads every page, then creates what is missing and, with prune,
 -- deletes what is not desired and extra copies of a desired pair. Idempotent: a run that fails
--- half-way returns what it did in err.report, and running it again finishes the job.
+-- half-way returns what it did in err.report, and the change that failed in err.entry (a
+-- creation) or err.webhook (a deletion); running it again finishes the job.
 local core = require("thinkific.core")
 local args = require("thinkific.args")
 local argerror, callable, webhook_fields = args.error, args.callable, args.webhook_fields
@@ -39,7 +40,7 @@ local function check_desired(desired)
         i, seen[key], entry.topic, entry.target_url))
     end
     seen[key] = i
-    entry.key = key -- entry is a fresh copy
+    entry.key, entry.index = key, i -- entry is a fresh copy
     list[i] = entry
   end
   return list
@@ -59,12 +60,17 @@ local function check_opts(opts)
   return opts.dry_run == true, opts.prune == true, opts.progress
 end
 
--- nil, err with err.report attached (err made a table if a transport gave something else).
-local function fail(err, report)
+-- nil, err with err.report attached (err made a table if a transport gave something else),
+-- and what failed: entry (a desired entry, for a creation) or webhook (for a deletion).
+local function fail(err, report, entry, webhook)
   if type(err) ~= "table" then
     err = make_error{ kind = "network", message = tostring(err) }
   end
   err.report = report
+  if entry then
+    err.entry = { index = entry.index, topic = entry.topic, target_url = entry.target_url }
+  end
+  err.webhook = webhook
   return nil, err
 end
 
@@ -119,7 +125,7 @@ return function(client, desired, opts)
       report.created[#report.created + 1] = { topic = d.topic, target_url = d.target_url }
     else
       local webhook, err = client:create_webhook{ topic = d.topic, target_url = d.target_url }
-      if not webhook then return fail(err, report) end
+      if not webhook then return fail(err, report, d) end
       report.created[#report.created + 1] = webhook
       applied()
     end
@@ -130,10 +136,10 @@ return function(client, desired, opts)
         local id = webhook.id
         if not ((type(id) == "string" and id ~= "") or (type(id) == "number" and id % 1 == 0)) then
           return fail(make_error{ kind = "decode", message = "a listed webhook has no id",
-            method = "GET", path = "/webhooks" }, report)
+            method = "GET", path = "/webhooks" }, report, nil, webhook)
         end
         local ok, err = client:delete_webhook(id)
-        if not ok then return fail(err, report) end
+        if not ok then return fail(err, report, nil, webhook) end
       end
       report.deleted[#report.deleted + 1] = webhook
       applied()

@@ -10,9 +10,11 @@ M.ENV_BASE_URL = "THINKIFIC_BASE_URL"
 M.ENV_SECRET = "THINKIFIC_WEBHOOK_SECRET"
 
 -- Writes the parser's usage (p: an argparse parser, or nil) and "prog: message"; returns 2.
+-- argparse's own "Did you mean" line joins the message.
 function M.usage_error(p, prog, message)
   if p then io.stderr:write(p:get_usage(), "\n\n") end
-  io.stderr:write(prog, ": ", tostring(message):match("^[^\n]*"), "\n")
+  message = tostring(message):gsub("\nDid you mean ", ": did you mean ")
+  io.stderr:write(prog, ": ", message:match("^[^\n]*"), "\n")
   return 2
 end
 
@@ -51,26 +53,143 @@ local function nonempty(getenv, name)
   return v
 end
 
--- A client from THINKIFIC_API_KEY or THINKIFIC_ACCESS_TOKEN, THINKIFIC_SUBDOMAIN and
--- THINKIFIC_BASE_URL. Returns the client, or nil and a message (a usage error) that names
--- variables, never their values.
-function M.client(getenv)
+-- The CA bundle variables, in the order the curl tool reads them (libcurl itself reads none).
+M.ENV_CA_FILES = { "CURL_CA_BUNDLE", "SSL_CERT_FILE" }
+
+-- The CA bundle to trust: --ca-file (option), else $CURL_CA_BUNDLE, else $SSL_CERT_FILE, else
+-- fallback (nil: none). Returns a readable path, false when none is asked for, or nil and a
+-- message naming where the path came from.
+function M.ca_file(option, getenv, fallback)
   getenv = getenv or os.getenv
+  local path, from = option, "--ca-file"
+  if not path or path == "" then
+    path = nil
+    for _, name in ipairs(M.ENV_CA_FILES) do
+      path, from = nonempty(getenv, name), "$" .. name
+      if path then break end
+    end
+  end
+  if not path then
+    if not fallback then return false end
+    path, from = fallback, "the system CA bundle"
+  end
+  local f, err = io.open(path, "rb")
+  if not f then
+    local hint = from == "--ca-file" and "" or " (install ca-certificates, or pass --ca-file FILE)"
+    return nil, string.format("%s: cannot read %s%s", from, tostring(err), hint)
+  end
+  f:close()
+  return path, from
+end
+
+-- The --ca-file option of every command that talks to the API.
+M.CA_FILE_HELP = "The CA certificates to trust (PEM) over https: a private CA, or a test "
+  .. "server's self-signed certificate. Default: $CURL_CA_BUNDLE, else $SSL_CERT_FILE, else "
+  .. "libcurl's own bundle."
+
+-- The variables a command that talks to the API reads, for its --help.
+M.API_ENVIRONMENT = string.format("Environment:\n  %s or %s: the credential\n"
+  .. "  %s: sent as X-Auth-Subdomain\n  %s: default https://api.thinkific.com/api/v2\n"
+  .. "  %s, else %s: a CA bundle, when --ca-file is not given",
+  M.ENV_API_KEY, M.ENV_ACCESS_TOKEN, M.ENV_SUBDOMAIN, M.ENV_BASE_URL, M.ENV_CA_FILES[1],
+  M.ENV_CA_FILES[2])
+
+-- The width command help is wrapped to.
+M.HELP_WIDTH = 80
+
+-- A URL as it may be shown: no user:password@, no query, no fragment.
+function M.shown_url(url)
+  return (url:gsub("^(%a[%w+.-]*://)[^/?#]*@", "%1"):gsub("[?#].*$", ""))
+end
+
+-- Why thinkific.new refused the settings, in words that name the variable to fix. raised: the
+-- error it raised. Its reasons are built from option names, never values; should one ever
+-- quote a secret, the variables are named instead.
+local function settings_error(raised, secrets, ca_from)
+  local reason = tostring(raised):match("bad argument #%d+ to 'new' %((.*)%)$")
+  local quoted = not reason
+  for _, secret in ipairs(secrets) do quoted = quoted or reason:find(secret, 1, true) end
+  if quoted then
+    return string.format("invalid client settings: check %s/%s, %s and %s", M.ENV_API_KEY,
+      M.ENV_ACCESS_TOKEN, M.ENV_SUBDOMAIN, M.ENV_BASE_URL)
+  end
+  local option = reason:match("^'([%w_]+)'")
+  local where = ({ base_url = M.ENV_BASE_URL, subdomain = M.ENV_SUBDOMAIN,
+    api_key = M.ENV_API_KEY, access_token = M.ENV_ACCESS_TOKEN, ca_file = ca_from })[option]
+  return where and (where .. ": " .. reason) or reason
+end
+
+-- Hints for an API failure of a client made from the environment: what to check.
+-- credential_used: the variable that gave the credential; ca_from: where the CA bundle came
+-- from (nil: libcurl's own).
+local function explainer(credential_used, base_url, ca_from)
+  local other = credential_used == M.ENV_API_KEY and M.ENV_ACCESS_TOKEN or M.ENV_API_KEY
+  local without_v2 = base_url and not base_url:find("/api/v2", 1, true)
+    and M.shown_url(base_url)
+  return function(err)
+    local text = tostring(err):match("^[^\n]*")
+    if type(err) ~= "table" then return text end
+    if err.status == 401 then
+      text = text .. string.format(": check %s (or %s)", credential_used, other)
+    elseif err.status == 404 and without_v2 then
+      text = text .. string.format(" (is %s right? it is %s, without /api/v2)", M.ENV_BASE_URL,
+        without_v2)
+    elseif err.kind == "tls" then
+      local message = tostring(err.message)
+      if message:find("host name", 1, true) then
+        text = text .. string.format("; the certificate does not name the host of %s",
+          M.ENV_BASE_URL)
+      elseif ca_from then
+        text = text .. string.format("; the CA bundle from %s cannot verify this server: pass "
+          .. "its CA (or its own certificate) as --ca-file FILE, in PEM", ca_from)
+      else
+        text = text .. "; for a private CA or a self-signed test certificate pass --ca-file FILE"
+      end
+    end
+    return text
+  end
+end
+
+-- The API session of a command: a client from THINKIFIC_API_KEY or THINKIFIC_ACCESS_TOKEN,
+-- THINKIFIC_SUBDOMAIN, THINKIFIC_BASE_URL and the CA bundle (M.ca_file), as
+-- { client = c, explain = function(err) -> one line with a hint, fail = function(err) -> 1 }.
+-- Or nil and the exit status, the message printed: 2 for settings to mend (naming variables,
+-- never their values), 1 for a CA file that cannot be read.
+function M.api(prog, ca_option, getenv)
+  getenv = getenv or os.getenv
+  if ca_option == "" then return nil, M.usage_error(nil, prog, "--ca-file must not be empty") end
   local api_key = nonempty(getenv, M.ENV_API_KEY)
   local token = nonempty(getenv, M.ENV_ACCESS_TOKEN)
   if not api_key and not token then
-    return nil, string.format("no credential: set %s or %s", M.ENV_API_KEY, M.ENV_ACCESS_TOKEN)
+    return nil, M.usage_error(nil, prog, string.format("no credential: set %s or %s",
+      M.ENV_API_KEY, M.ENV_ACCESS_TOKEN))
   end
-  local opts = { subdomain = nonempty(getenv, M.ENV_SUBDOMAIN),
-    base_url = nonempty(getenv, M.ENV_BASE_URL) }
-  if api_key then opts.api_key = api_key else opts.access_token = token end
+  if api_key and token then
+    return nil, M.usage_error(nil, prog, string.format("both %s and %s are set: unset one",
+      M.ENV_API_KEY, M.ENV_ACCESS_TOKEN))
+  end
+  local ca_file, ca_from = M.ca_file(ca_option, getenv)
+  if ca_file == nil then return nil, M.fail(prog, ca_from) end
+  local base_url = nonempty(getenv, M.ENV_BASE_URL)
+  local opts = { subdomain = nonempty(getenv, M.ENV_SUBDOMAIN), base_url = base_url,
+    ca_file = ca_file or nil, api_key = api_key, access_token = token }
   local ok, client = pcall(require("thinkific").new, opts)
   if not ok then
-    -- The message could quote a value; say which variables to check instead.
-    return nil, string.format("invalid client settings: check %s/%s, %s and %s",
-      M.ENV_API_KEY, M.ENV_ACCESS_TOKEN, M.ENV_SUBDOMAIN, M.ENV_BASE_URL)
+    local secrets = { api_key or token }
+    local userinfo = base_url and base_url:match("^%a[%w+.-]*://([^/?#]*)@")
+    if userinfo and userinfo ~= "" then secrets[2] = userinfo end
+    return nil, M.usage_error(nil, prog, settings_error(client, secrets, ca_from))
   end
-  return client
+  local explain = explainer(api_key and M.ENV_API_KEY or M.ENV_ACCESS_TOKEN, base_url,
+    ca_file and ca_from or nil)
+  return {
+    client = client,
+    explain = explain,
+    fail = function(err)
+      io.stderr:write(prog, ": ", explain(err), "\n")
+      return 1
+    end,
+  }
 end
 
 -- The signing secret from THINKIFIC_WEBHOOK_SECRET, or nil and a message.

@@ -3,11 +3,12 @@
 -- id), signed with THINKIFIC_WEBHOOK_SECRET in X-Thinkific-Hmac-Sha256, with
 -- X-Thinkific-Topic and X-Thinkific-Subdomain. Prints the answer's status and body; exit 0 on
 -- 2xx, 1 otherwise. An https server is verified (certificate chain and host name) against
--- --ca-file, $SSL_CERT_FILE or the system CA bundle before anything is sent. The secret and
--- the signature are never printed.
+-- --ca-file, $CURL_CA_BUNDLE, $SSL_CERT_FILE or the system CA bundle before anything is sent.
+-- The secret and the signature are never printed.
 local argparse = require("argparse")
 local common = require("thinkific.cli.common")
 local post = require("thinkific.cli.post")
+local topics = require("thinkific.cli.topics")
 
 local M = {}
 
@@ -18,6 +19,7 @@ local function parser()
   local p = argparse(PROG, "POST a signed delivery to a URL. An https server is verified "
     .. "(certificate and host name) before anything is sent.")
   p:add_help(false)
+  p:help_max_width(common.HELP_WIDTH)
   p:flag("-h --help", "Show this help and exit.")
   p:flag("--json", "Print the answer as JSON {status, body}.")
   p:argument("url", "Where to POST (http or https).")
@@ -26,8 +28,13 @@ local function parser()
   p:option("--timeout", "Seconds for the whole request (connect, TLS, answer).",
     tostring(M.TIMEOUT))
   p:option("--ca-file", "https: the CA certificates to trust (PEM): a private CA, or a test "
-    .. "server's self-signed certificate. Default: $SSL_CERT_FILE, else " .. post.SYSTEM_CA_FILE
-    .. ".")
+    .. "server's self-signed certificate. Default: $CURL_CA_BUNDLE, else $SSL_CERT_FILE, else "
+    .. post.SYSTEM_CA_FILE .. ".")
+  p:flag("--allow-unknown-topic", topics.ALLOW_HELP)
+  p:epilog(string.format("Environment:\n  %s: the signing secret\n  %s: sent as "
+    .. "X-Thinkific-Subdomain and tenant_id\n  %s, else %s: a CA bundle, when --ca-file is not "
+    .. "given", common.ENV_SECRET, common.ENV_SUBDOMAIN, common.ENV_CA_FILES[1],
+    common.ENV_CA_FILES[2]))
   return p
 end
 
@@ -60,6 +67,8 @@ function M.main(argv, getenv)
   local args, status = common.parse(p, PROG, argv)
   if not args then return status end
   if args.topic == "" then return common.usage_error(p, PROG, "--topic must not be empty") end
+  local bad_topic = topics.check(args.topic, args.allow_unknown_topic)
+  if bad_topic then return common.usage_error(p, PROG, bad_topic) end
   local timeout = tonumber(args.timeout)
   if not timeout or timeout <= 0 or timeout == math.huge then
     return common.usage_error(p, PROG, "--timeout must be a positive number")
@@ -85,7 +94,7 @@ function M.main(argv, getenv)
   local ca_file
   if scheme == "https" then
     local cerr
-    ca_file, cerr = post.ca_file(args.ca_file, getenv)
+    ca_file, cerr = common.ca_file(args.ca_file, getenv, post.SYSTEM_CA_FILE)
     if not ca_file then return common.fail(PROG, cerr) end
   end
 

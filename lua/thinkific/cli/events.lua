@@ -11,10 +11,13 @@ local PROG = "thinkific events"
 local function parser()
   local p = argparse(PROG .. " get", "Fetch events by id (several ids: in parallel).")
   p:add_help(false)
+  p:help_max_width(common.HELP_WIDTH)
   p:flag("-h --help", "Show this help and exit.")
   p:flag("--json", "Print the decoded JSON (one array; null for an id that failed).")
   p:option("--concurrency", "Requests in flight at most, 1..64.", "8")
+  p:option("--ca-file", common.CA_FILE_HELP)
   p:argument("ids", "Event ids; - reads more, separated by white space, from stdin."):args("+")
+  p:epilog(common.API_ENVIRONMENT)
   return p
 end
 
@@ -55,8 +58,9 @@ function M.main(argv, getenv)
   if not concurrency or concurrency < 1 or concurrency > 64 then
     return common.usage_error(p, PROG, "--concurrency must be a number 1..64")
   end
-  local client, cerr = common.client(getenv)
-  if not client then return common.usage_error(nil, PROG, cerr) end
+  local api, astatus = common.api(PROG, args.ca_file, getenv)
+  if not api then return astatus end
+  local client = api.client
   local reporter = common.progress()
   local progress -- only when shown: it makes get_events work in slices
   if reporter.active then
@@ -79,7 +83,7 @@ function M.main(argv, getenv)
     else
       all[i] = thinkific.null
       code = 1
-      io.stderr:write(PROG, ": ", id, ": ", tostring(errs and errs[i]):match("^[^\n]*"), "\n")
+      io.stderr:write(PROG, ": ", id, ": ", api.explain(errs and errs[i]), "\n")
     end
   end
   if args.json then

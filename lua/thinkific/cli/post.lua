@@ -7,38 +7,13 @@ local http = require("socket.http")
 local ltn12 = require("ltn12")
 local url = require("socket.url")
 local hostname = require("thinkific.cli.hostname")
+local shown = require("thinkific.cli.common").shown_url
 
 local gettime = socket.gettime
 
 local M = {}
 
 M.SYSTEM_CA_FILE = "/etc/ssl/certs/ca-certificates.crt"
-M.ENV_CA_FILE = "SSL_CERT_FILE"
-
--- The CA bundle for https: ca_file (--ca-file), else $SSL_CERT_FILE, else the system's.
--- Returns a readable path, or nil and a message that says what to do.
-function M.ca_file(ca_file, getenv)
-  local from = "--ca-file"
-  if not ca_file or ca_file == "" then
-    ca_file = (getenv or os.getenv)(M.ENV_CA_FILE)
-    from = "$" .. M.ENV_CA_FILE
-    if not ca_file or ca_file == "" then
-      ca_file, from = M.SYSTEM_CA_FILE, "the system CA bundle"
-    end
-  end
-  local f, err = io.open(ca_file, "rb")
-  if not f then
-    local hint = from == "--ca-file" and "" or " (install ca-certificates, or pass --ca-file FILE)"
-    return nil, string.format("%s: cannot read %s%s", from, tostring(err), hint)
-  end
-  f:close()
-  return ca_file
-end
-
--- The URL as it may be shown: no user information, no query, no fragment.
-function M.shown(u)
-  return (u:gsub("^(%a[%w+.-]*://)[^/?#]*@", "%1"):gsub("[?#].*$", ""))
-end
 
 -- The verification errors LuaSec recorded, as one text: "self-signed certificate; ...".
 local function reasons(errs)
@@ -136,8 +111,9 @@ function Conn:getfd() return self.sock:getfd() end
 function Conn:dirty() return self.sock:dirty() end
 
 -- opts: url (http or https), headers ({lower-case name = value}), body (string), timeout
--- (seconds for the whole request), ca_file (https: a readable PEM bundle, see M.ca_file).
--- Returns status, body; or nil and a one-line message that names the URL as M.shown gives it.
+-- (seconds for the whole request), ca_file (https: a readable PEM bundle, see common.ca_file).
+-- Returns status, body; or nil and a one-line message that names the URL as common.shown_url
+-- gives it.
 function M.send(opts)
   local parsed = url.parse(opts.url)
   local scheme = parsed and parsed.scheme and parsed.scheme:lower()
@@ -160,7 +136,7 @@ function M.send(opts)
         ca_file = opts.ca_file }, Conn)
     end,
   })
-  local where = "POST " .. M.shown(opts.url) .. ": "
+  local where = "POST " .. shown(opts.url) .. ": "
   if not ok then return nil, where .. tostring(one) end
   if not one or type(code) ~= "number" then
     if code == "timeout" then

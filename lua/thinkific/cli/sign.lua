@@ -17,9 +17,11 @@ local function parser(name)
     p:option("--signature", "The X-Thinkific-Hmac-Sha256 value (hex)."):count(1)
   end
   p:add_help(false)
+  p:help_max_width(common.HELP_WIDTH)
   p:flag("-h --help", "Show this help and exit.")
   p:flag("--json", "Print JSON.")
   p:argument("file", "The body (default: standard input)."):args("?")
+  p:epilog("Environment:\n  " .. common.ENV_SECRET .. ": the signing secret")
   return p
 end
 

@@ -2,6 +2,9 @@
 -- the credentials from the environment (see thinkific.cli.common).
 local argparse = require("argparse")
 local common = require("thinkific.cli.common")
+local suggest = require("thinkific.cli.suggest")
+local sync_file = require("thinkific.cli.sync_file")
+local topics = require("thinkific.cli.topics")
 
 local M = {}
 
@@ -15,8 +18,9 @@ local function parser(action)
     p:option("--limit", "Page size, 1..250.", "250")
   elseif action == "create" then
     p = argparse(PROG .. " create", "Create a webhook.")
-    p:option("--topic", "Topic, e.g. order.created."):count(1)
+    p:option("--topic", "Topic, e.g. order.created (see thinkific topics)."):count(1)
     p:option("--target-url", "URL the deliveries go to."):count(1)
+    p:flag("--allow-unknown-topic", topics.ALLOW_HELP)
   elseif action == "get" then
     p = argparse(PROG .. " get", "Show one webhook.")
     p:argument("id", "Webhook id.")
@@ -26,18 +30,24 @@ local function parser(action)
   elseif action == "update" then
     p = argparse(PROG .. " update", "Change a webhook's topic and target URL.")
     p:argument("id", "Webhook id.")
-    p:option("--topic", "Topic, e.g. order.created."):count(1)
+    p:option("--topic", "Topic, e.g. order.created (see thinkific topics)."):count(1)
     p:option("--target-url", "URL the deliveries go to."):count(1)
+    p:flag("--allow-unknown-topic", topics.ALLOW_HELP)
   elseif action == "sync" then
     p = argparse(PROG .. " sync", "Make the account's webhooks match FILE: prints the plan "
       .. "(a dry run), then applies it unless --dry-run.")
     p:argument("file", "A JSON array of {topic, target_url}, or a Lua file (.lua) returning one.")
     p:flag("--dry-run", "Print the plan only; change nothing.")
     p:flag("--prune", "Also delete webhooks that FILE does not list, and duplicates.")
+    p:flag("--allow-unknown-topic", "Accept topics that are not in 'thinkific topics' "
+      .. "(Thinkific may add topics).")
   end
   p:add_help(false)
+  p:help_max_width(common.HELP_WIDTH)
   p:flag("-h --help", "Show this help and exit.")
   p:flag("--json", "Print the decoded JSON.")
+  p:option("--ca-file", common.CA_FILE_HELP)
+  p:epilog(common.API_ENVIRONMENT)
   return p
 end
 
@@ -49,8 +59,9 @@ local function top_usage(out)
     "  update ID --topic T --target-url URL\n",
     "  delete ID\n",
     "  sync FILE [--dry-run] [--prune]\n",
-    "\nEvery action takes --json and --help. Credentials: ", common.ENV_API_KEY, " or ",
-    common.ENV_ACCESS_TOKEN, ", ", common.ENV_SUBDOMAIN, ", ", common.ENV_BASE_URL, ".\n")
+    "\nEvery action takes --json, --ca-file FILE and --help. create, update and sync\n"
+    .. "check topics against 'thinkific topics' unless given --allow-unknown-topic.\n\n",
+    common.API_ENVIRONMENT, "\n")
 end
 
 local function show(args, webhook)
@@ -67,28 +78,6 @@ local function nonempty_id(p, args)
   if args.id == "" then return common.usage_error(p, PROG, "ID must not be empty") end
 end
 
--- Reads the desired list from path: a .lua file returning a list, else JSON.
-function M.load_desired(path)
-  local desired
-  if path:find("%.lua$") then
-    local chunk, err = loadfile(path, "t", {})
-    if not chunk then return nil, err end
-    local ok, value = pcall(chunk)
-    if not ok then return nil, path .. ": " .. tostring(value) end
-    desired = value
-  else
-    local text, err = common.read_input(path)
-    if not text then return nil, err end
-    local value, derr = require("thinkific").decode(text)
-    if value == nil then return nil, path .. ": " .. tostring(derr) end
-    desired = value
-  end
-  if type(desired) ~= "table" then
-    return nil, path .. ": not a list of {topic, target_url}"
-  end
-  return desired
-end
-
 local function arrays(report)
   local array = require("thinkific").array
   local out = {}
@@ -98,6 +87,7 @@ local function arrays(report)
   return out
 end
 
+-- Prints a report of client:sync_webhooks under title; dry: a plan (nothing applied yet).
 local function print_report(report, title, dry)
   local out = io.stdout
   out:write(title, "\n")
@@ -115,8 +105,9 @@ local function print_report(report, title, dry)
       out:write("  duplicate\t", common.webhook_line(w), "\n")
     end
   end
-  out:write(string.format("  %d created, %d deleted, %d unchanged, %d extra, %d duplicates\n",
-    #report.created, #report.deleted, #report.unchanged, #report.extra, #report.duplicates))
+  out:write(string.format("  %d %s, %d %s, %d unchanged, %d extra, %d duplicates\n",
+    #report.created, dry and "to create" or "created", #report.deleted,
+    dry and "to delete" or "deleted", #report.unchanged, #report.extra, #report.duplicates))
 end
 
 -- progress(done, total, stage) for client:sync_webhooks, shown by reporter.
@@ -130,9 +121,27 @@ local function sync_progress(reporter)
   end
 end
 
-local function sync(p, args, client)
-  local desired, err = M.load_desired(args.file)
+-- The line for a sync that stopped half-way: which change failed, why, what was done before.
+local function stopped(file, err, explain)
+  local why, report = explain(err), type(err) == "table" and err.report
+  if type(err) ~= "table" or not (err.entry or err.webhook) or not report then return why end
+  local what
+  if err.entry then
+    what = ("%s entry %d (%s %s) was not created"):format(file, err.entry.index,
+      err.entry.topic, err.entry.target_url)
+  else
+    local w = err.webhook
+    what = ("webhook %s (%s %s) was not deleted"):format(tostring(w.id), tostring(w.topic),
+      tostring(w.target_url))
+  end
+  return ("%s: %s; done before it: %d created, %d deleted; running sync again finishes the job")
+    :format(what, why, #report.created, #report.deleted)
+end
+
+local function sync(p, args, api)
+  local desired, err = sync_file.load(args.file, args.allow_unknown_topic)
   if not desired then return common.usage_error(nil, PROG, err) end
+  local client = api.client
   local function run(dry)
     local reporter = common.progress()
     local ok, report, serr = pcall(client.sync_webhooks, client, desired,
@@ -143,17 +152,21 @@ local function sync(p, args, client)
   end
   local plan, perr, bad = run(true)
   if bad then return common.usage_error(p, PROG, args.file .. ": " .. tostring(bad)) end
-  if not plan then return common.fail(PROG, perr) end
+  if not plan then return api.fail(perr) end
   if not args.json then print_report(plan, "plan:", true) end
   local done
   if not args.dry_run then
     local rerr
     done, rerr = run(false)
     if not done then
-      if args.json and rerr and rerr.report then
-        common.print_json({ plan = arrays(plan), result = arrays(rerr.report) })
+      local report = type(rerr) == "table" and rerr.report
+      if args.json and report then
+        common.print_json({ plan = arrays(plan), result = arrays(report) })
+      elseif report then
+        print_report(report, "applied before the failure:", false)
       end
-      return common.fail(PROG, rerr)
+      io.stderr:write(PROG, ": ", stopped(args.file, rerr, api.explain), "\n")
+      return 1
     end
     if not args.json then print_report(done, "applied:", false) end
   end
@@ -164,7 +177,7 @@ local function sync(p, args, client)
   return 0
 end
 
-local function list(p, args, client)
+local function list(p, args, api)
   local limit = args.limit:find("^%d+$") and tonumber(args.limit)
   if not limit or limit < 1 or limit > 250 then
     return common.usage_error(p, PROG, "--limit must be a number 1..250")
@@ -172,10 +185,10 @@ local function list(p, args, client)
   local all = require("thinkific").array()
   -- Text lines stream out as pages come: on a terminal they are the progress.
   local progress = common.progress(not args.json and common.is_tty(1))
-  for webhook, err in client:webhooks{ limit = limit } do
+  for webhook, err in api.client:webhooks{ limit = limit } do
     if not webhook then
       progress.finish()
-      return common.fail(PROG, err)
+      return api.fail(err)
     end
     if args.json then
       all[#all + 1] = webhook
@@ -190,6 +203,8 @@ local function list(p, args, client)
   if args.json then
     local ok, err = common.print_json(all)
     if not ok then return common.fail(PROG, err) end
+  elseif #all == 0 then
+    io.stderr:write("no webhooks\n") -- stdout stays empty for scripts
   end
   return 0
 end
@@ -206,7 +221,8 @@ function M.main(argv, getenv)
   if not known then
     top_usage(io.stderr)
     if action == nil then return common.usage_error(nil, PROG, "an action is required") end
-    return common.usage_error(nil, PROG, "unknown action '" .. action .. "'")
+    return common.usage_error(nil, PROG, "unknown action '" .. action .. "'"
+      .. suggest.hint(action, ACTIONS))
   end
   local p = parser(action)
   local args, status = common.parse(p, PROG, { table.unpack(argv, 2) })
@@ -218,12 +234,17 @@ function M.main(argv, getenv)
   if (args.topic == "") or (args.target_url == "") then
     return common.usage_error(p, PROG, "--topic and --target-url must not be empty")
   end
-  local client, cerr = common.client(getenv)
-  if not client then return common.usage_error(nil, PROG, cerr) end
+  if args.topic then
+    local bad_topic = topics.check(args.topic, args.allow_unknown_topic)
+    if bad_topic then return common.usage_error(p, PROG, bad_topic) end
+  end
+  local api, astatus = common.api(PROG, args.ca_file, getenv)
+  if not api then return astatus end
+  local client = api.client
 
   local ok, status_or_err = pcall(function()
-    if action == "list" then return list(p, args, client) end
-    if action == "sync" then return sync(p, args, client) end
+    if action == "list" then return list(p, args, api) end
+    if action == "sync" then return sync(p, args, api) end
     local result, err
     if action == "create" then
       result, err = client:create_webhook{ topic = args.topic, target_url = args.target_url }
@@ -243,7 +264,7 @@ function M.main(argv, getenv)
         return 0
       end
     end
-    if not result then return common.fail(PROG, err) end
+    if not result then return api.fail(err) end
     return show(args, result)
   end)
   client:close()

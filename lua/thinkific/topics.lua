@@ -1,0 +1,31 @@
+-- The webhook topics Thinkific documents, as "resource.action", in a stable order: grouped by
+-- resource in the order of Thinkific's webhook documentation (thinkific.topics). Deliveries of
+-- subscription.cancelled may carry the action "canceled"; the router matches both spellings,
+-- and only "cancelled" is listed (it is the topic a webhook is created with).
+return {
+  "lead.created",
+  "order.created",
+  "order_transaction.succeeded",
+  "order_transaction.failed",
+  "order_transaction.refunded",
+  "subscription.cancelled",
+  "subscription.past_due",
+  "subscription.unpaid",
+  "user.signup",
+  "user.signin",
+  "user.updated",
+  "enrollment.trial",
+  "enrollment.created",
+  "enrollment.completed",
+  "enrollment.progress",
+  "course.created",
+  "course.deleted",
+  "course.updated",
+  "lesson.completed",
+  "quiz.attempted",
+  "app.uninstalled",
+  "product.created",
+  "product.deleted",
+  "product.updated",
+  "plan.updated",
+}
