@@ -61,10 +61,12 @@ $(CORE): $(OBJS)
 test: test-lua54 test-luajit test-nginx
 
 test-lua54: $(CORE)
+	@echo "== specs under Lua 5.4"
 	$(RUN_ENV) THINKIFIC_SPEC_LUA=5.4 $(LUA) $(BUSTED) --lpath="" --cpath="" spec
 
 # Every spec that is not about Lua 5.4 itself (#lua54: integers, <close>, in-process servers).
 test-luajit: $(CORE) luajit
+	@echo "== specs under LuaJIT"
 	$(LUAJIT_ENV) THINKIFIC_SPEC_LUA=luajit luajit $(BUSTED) --lpath="" --cpath="" --exclude-tags=lua54 \
 	  --exclude-pattern="$(LUA54_ONLY_SPECS)" spec
 
@@ -72,6 +74,7 @@ test-luajit: $(CORE) luajit
 # transport, the shared-dict store, the example config. The specs (spec/nginx/*_ngx.lua, under
 # Lua 5.4) start their own nginx on ports picked at run time and the sandbox.
 test-nginx: $(CORE) luajit
+	@echo "== the nginx suite"
 	$(RUN_ENV) $(LUA) $(BUSTED) --lpath="" --cpath="" --pattern=_ngx spec/nginx
 
 # The memory pass: the C-heavy specs under valgrind with garbage collection forced after each test.

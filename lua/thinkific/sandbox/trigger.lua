@@ -16,7 +16,6 @@ local M = {}
 local PROG = "thinkific sandbox trigger"
 M.TIMEOUT = 10
 M.PATH = "/sandbox/trigger"
-M.ENV_CA_BUNDLE = "CURL_CA_BUNDLE"
 
 local function parser()
   local p = argparse(PROG, "Trigger an event in a running sandbox: it is recorded and "
@@ -30,7 +29,7 @@ local function parser()
   p:option("--sandbox", "The sandbox's URL, its root or its API base URL (default: "
     .. "$" .. common.ENV_BASE_URL .. ", which its startup lines export)."):argname("URL")
   p:option("--ca-file", "https: the CA certificates to trust (PEM), e.g. the sandbox's "
-    .. "--tls-cert. Default: $" .. M.ENV_CA_BUNDLE .. ", else $" .. post.ENV_CA_FILE
+    .. "--tls-cert. Default: $" .. common.ENV_CA_FILES[1] .. ", else $" .. common.ENV_CA_FILES[2]
     .. ", else " .. post.SYSTEM_CA_FILE .. "."):argname("FILE")
   p:option("--timeout", "Seconds for the whole request.", tostring(M.TIMEOUT)):argname("SECONDS")
   p:flag("--json", 'Print the sandbox\'s answer as it is: {"event_id": ..., "webhooks": n}.')
@@ -51,19 +50,6 @@ function M.root(u)
   if not u:find("^%a[%w+.-]*://[^/?#@]*@?[^/?#@]") then return nil, "has no host" end
   if u:find("[?#]") then return nil, "must have no query or fragment" end
   return (u:gsub("/+$", ""):gsub("/api/v2$", ""))
-end
-
--- The CA bundle, in curl's order: --ca-file, $CURL_CA_BUNDLE, $SSL_CERT_FILE, the system's.
--- Returns a readable path, or nil and a message.
-local function ca_file(given, getenv)
-  local bundle = not given and nonempty(getenv(M.ENV_CA_BUNDLE))
-  if bundle then
-    local f, err = io.open(bundle, "rb")
-    if not f then return nil, "$" .. M.ENV_CA_BUNDLE .. ": cannot read " .. tostring(err) end
-    f:close()
-    return bundle
-  end
-  return post.ca_file(given, getenv)
 end
 
 -- The request body for TOPIC and the JSON text of FILE (or the sample): an envelope as it is
@@ -126,7 +112,7 @@ function M.main(argv, getenv)
   local ca
   if root:lower():find("^https:") then
     local cerr
-    ca, cerr = ca_file(args.ca_file, getenv)
+    ca, cerr = common.ca_file(args.ca_file, getenv, post.SYSTEM_CA_FILE)
     if not ca then return common.fail(PROG, cerr) end
   end
 
@@ -138,7 +124,7 @@ function M.main(argv, getenv)
     if answer:find("connection refused$") then answer = answer .. " (is the sandbox running?)" end
     return common.fail(PROG, answer)
   end
-  local where = "POST " .. post.shown(url) .. ": "
+  local where = "POST " .. common.shown_url(url) .. ": "
   if code ~= 201 then return common.fail(PROG, where .. refusal(code, answer)) end
   local result = thinkific.decode(answer)
   if type(result) ~= "table" or type(result.event_id) ~= "string"
