@@ -8,6 +8,7 @@ M.ENV_ACCESS_TOKEN = "THINKIFIC_ACCESS_TOKEN"
 M.ENV_SUBDOMAIN = "THINKIFIC_SUBDOMAIN"
 M.ENV_BASE_URL = "THINKIFIC_BASE_URL"
 M.ENV_SECRET = "THINKIFIC_WEBHOOK_SECRET"
+M.ENV_CA_FILE = "SSL_CERT_FILE"
 
 -- Writes the parser's usage (p: an argparse parser, or nil) and "prog: message"; returns 2.
 function M.usage_error(p, prog, message)
@@ -52,8 +53,9 @@ local function nonempty(getenv, name)
 end
 
 -- A client from THINKIFIC_API_KEY or THINKIFIC_ACCESS_TOKEN, THINKIFIC_SUBDOMAIN and
--- THINKIFIC_BASE_URL. Returns the client, or nil and a message (a usage error) that names
--- variables, never their values.
+-- THINKIFIC_BASE_URL; https to the API trusts the CA file SSL_CERT_FILE names when it is set
+-- (a private CA, a sandbox's self-signed certificate), as `deliver` does. Returns the client,
+-- or nil and a message (a usage error) that names variables, never their values.
 function M.client(getenv)
   getenv = getenv or os.getenv
   local api_key = nonempty(getenv, M.ENV_API_KEY)
@@ -62,7 +64,7 @@ function M.client(getenv)
     return nil, string.format("no credential: set %s or %s", M.ENV_API_KEY, M.ENV_ACCESS_TOKEN)
   end
   local opts = { subdomain = nonempty(getenv, M.ENV_SUBDOMAIN),
-    base_url = nonempty(getenv, M.ENV_BASE_URL) }
+    base_url = nonempty(getenv, M.ENV_BASE_URL), ca_file = nonempty(getenv, M.ENV_CA_FILE) }
   if api_key then opts.api_key = api_key else opts.access_token = token end
   local ok, client = pcall(require("thinkific").new, opts)
   if not ok then

@@ -13,7 +13,7 @@ local gettime = socket.gettime
 local M = {}
 
 M.SYSTEM_CA_FILE = "/etc/ssl/certs/ca-certificates.crt"
-M.ENV_CA_FILE = "SSL_CERT_FILE"
+M.ENV_CA_FILE = require("thinkific.cli.common").ENV_CA_FILE
 
 -- The CA bundle for https: ca_file (--ca-file), else $SSL_CERT_FILE, else the system's.
 -- Returns a readable path, or nil and a message that says what to do.
