@@ -37,8 +37,11 @@ local function start()
     r.out = process.read_file(child.out) or ""
     return r.out:find("\nCtrl%-C stops") or (pid and not process.alive(pid))
   end, 90)
-  assert(done and r.out:find("\nCtrl%-C stops"), "the script printed no instructions: " .. r.out
-    .. (process.read_file(child.err) or ""))
+  if not (done and r.out:find("\nCtrl%-C stops")) then
+    local err = process.read_file(child.err) or ""
+    child:stop(10)
+    error("the script printed no instructions: " .. r.out .. err)
+  end
   r.sid = tonumber(H.run("ps -o sid= -p " .. child:getpid()):match("%d+"))
   r.url = r.out:match("\n  curl %-s (http://127%.0%.0%.1:%d+)/admin/webhooks\n")
   r.export, r.deliver = r.out:match("\n  (export THINKIFIC_WEBHOOK_SECRET=[^\n]*)\n"
@@ -135,13 +138,7 @@ describe("examples/openresty/run", function()
       headers = { ["Content-Type"] = "application/json" }, timeout = 10 })
     assert.are.equal(201, res.status, res.body)
     assert(logged("thinkific: user 7 completed course 9"), "the handler's line:\n" .. log())
-    local errors = {}
-    for line in log():gmatch("[^\n]+") do
-      if line:find("%[error%]") or line:find("%[crit%]") or line:find("%[alert%]") then
-        errors[#errors + 1] = line
-      end
-    end
-    assert.are.same({}, errors)
+    assert.are.same({}, H.lines(log(), "error"))
   end)
 
   it("stops nginx, the sandbox and its files on Ctrl-C, quietly, with status 130", function()

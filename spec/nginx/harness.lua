@@ -168,12 +168,12 @@ function Nginx:log()
   return H.read(self.log_path) or ""
 end
 
--- The error.log lines at a level, e.g. self:lines("error") for "[error]" (also [crit],
--- [alert], [emerg] when level is "error").
-function Nginx:lines(level)
+-- The lines of an error.log's text at a level, e.g. H.lines(text, "error") for "[error]" (also
+-- [crit], [alert], [emerg] when level is "error").
+function H.lines(text, level)
   local found = {}
   local levels = level == "error" and { "error", "crit", "alert", "emerg" } or { level }
-  for line in self:log():gmatch("[^\n]+") do
+  for line in text:gmatch("[^\n]+") do
     for _, l in ipairs(levels) do
       if line:find("[" .. l .. "]", 1, true) then
         found[#found + 1] = line
@@ -182,6 +182,11 @@ function Nginx:lines(level)
     end
   end
   return found
+end
+
+-- This nginx's error.log lines at a level (H.lines).
+function Nginx:lines(level)
+  return H.lines(self:log(), level)
 end
 
 -- Empties error.log (nginx writes in append mode, so it goes on at the start).
