@@ -247,3 +247,39 @@ describe("thinkific webhooks #lua54", function()
     assert.are.equal("thinkific webhooks: GET /webhooks/12: Record not found. (http 404)\n", err)
   end)
 end)
+
+-- An https API with a certificate of its own (a private CA, a sandbox's self-signed one): the
+-- API commands trust the CA file SSL_CERT_FILE names, as `deliver` does, and only then.
+describe("thinkific webhooks over https #lua54", function()
+  local dir, cert, sb
+
+  helper.scratch_dir(function(d) dir = d end)
+
+  lazy_setup(function()
+    local key
+    cert, key = helper.certificate(dir, "api", "/CN=127.0.0.1", "IP:127.0.0.1")
+    sb = helper.sandbox{ port = 0, api_key = API_KEY, tls_cert = cert, tls_key = key }
+  end)
+
+  lazy_teardown(function()
+    if sb then sb:stop() end
+  end)
+
+  local run = helper.cli(function()
+    return { THINKIFIC_API_KEY = API_KEY, THINKIFIC_BASE_URL = sb.url }
+  end, { API_KEY })
+
+  it("verifies the API against $SSL_CERT_FILE, else the system bundle", function()
+    local c = helper.client(sb, { ca_file = cert })
+    local w = assert(c:create_webhook{ topic = "order.created", target_url = "https://example.com/a" })
+    c:close()
+    local code, out, err = run({ "webhooks", "list" }, { SSL_CERT_FILE = cert })
+    assert.are.equal(0, code, err)
+    assert.are.equal(w.id .. "\torder.created\thttps://example.com/a\n", out)
+
+    code, out, err = run({ "webhooks", "list" })
+    assert.are.equal(1, code)
+    assert.are.equal("", out)
+    assert.matches("^thinkific webhooks: GET /webhooks: [^\n]*certificate[^\n]*\n$", err)
+  end)
+end)

@@ -1,96 +1,157 @@
--- examples/openresty as a user would run it, with only what must differ here substituted: the
--- port, the upstream (a TLS sandbox with a certificate made now, for "localhost"), the CA file,
--- the module paths of this checkout, the worker count. `nginx -t` passes, the admin location
--- lists webhooks over TLS through the transport, and the receiver handles a delivery.
+-- examples/openresty as a user runs it: `sh examples/openresty/run`, a child process in a
+-- session (and so a process group) of its own, stopped by SIGINT to that group as Ctrl-C would.
+-- The script renders the example's nginx.conf against a TLS sandbox (render.lua is the one
+-- home of those substitutions); here `nginx -t` checks the rendered file, the commands the
+-- script prints are run as printed, the admin page lists the webhooks it registered (over TLS,
+-- through the transport), the sandbox's own deliveries reach nginx, and Ctrl-C ends every
+-- process, quietly, with status 130.
 local helper = require("spec.helper")
 local H = require("spec.nginx.harness")
 local thinkific = require("thinkific")
+local process = require("thinkific.sandbox.process")
+local httpc = require("thinkific.sandbox.httpc")
 
-local EXAMPLE = H.ROOT .. "/examples/openresty"
+local RUN = H.ROOT .. "/examples/openresty/run"
+-- What the calling shell may hold: the script replaces it by the sandbox's test values.
+local REAL_KEY, REAL_SECRET = "real-api-key-3391", "real-webhook-secret-8820"
 
--- Replaces `plain` by `by` in text, expecting exactly one occurrence (so that the example
--- cannot drift away from this spec unnoticed).
-local function replace(text, plain, by)
-  local at = text:find(plain, 1, true)
-  assert(at, "not in examples/openresty/nginx.conf: " .. plain)
-  assert(not text:find(plain, at + 1, true), "twice in examples/openresty/nginx.conf: " .. plain)
-  return text:sub(1, at - 1) .. by .. text:sub(at + #plain)
+-- The processes of session sid: { [pid] = command line }.
+local function session(sid)
+  local procs = {}
+  for pid, args in H.run("ps -o pid=,args= -s " .. sid):gmatch("%s*(%d+) ([^\n]*)") do
+    procs[tonumber(pid)] = args
+  end
+  return procs
 end
 
-describe("examples/openresty", function()
-  local dir, cert, sb, client, nginx, conf
+-- Starts the script and waits (bounded) for its instructions. Returns the run: child (the
+-- process), sid (its session), out (what it printed) and the parts of it the specs use.
+local function start()
+  -- setsid: a new session and process group (no fork: the popen shell leads no group);
+  -- MAKEFLAGS: the script's own make must not see make test-nginx's jobserver.
+  local child = process.start("setsid -w sh " .. H.quote(RUN), { THINKIFIC_API_KEY = REAL_KEY,
+    THINKIFIC_WEBHOOK_SECRET = REAL_SECRET, MAKEFLAGS = false, MFLAGS = false, MAKELEVEL = false })
+  local r = { child = child }
+  local done = helper.wait_until(function()
+    local pid = child:getpid()
+    r.out = process.read_file(child.out) or ""
+    return r.out:find("\nCtrl%-C stops") or (pid and not process.alive(pid))
+  end, 90)
+  if not (done and r.out:find("\nCtrl%-C stops")) then
+    local err = process.read_file(child.err) or ""
+    child:stop(10)
+    error("the script printed no instructions: " .. r.out .. err)
+  end
+  r.sid = tonumber(H.run("ps -o sid= -p " .. child:getpid()):match("%d+"))
+  r.url = r.out:match("\n  curl %-s (http://127%.0%.0%.1:%d+)/admin/webhooks\n")
+  r.export, r.deliver = r.out:match("\n  (export THINKIFIC_WEBHOOK_SECRET=[^\n]*)\n"
+    .. "  (echo [^\n]*thinkific deliver [^\n]*)\n")
+  r.sandbox = r.out:match("\nsandbox: +(https://127%.0%.0%.1:%d+)/api/v2 ")
+  r.log = r.out:match("\nLogs: (%S+/logs/error%.log) ")
+  r.tmp = r.out:match("\nCtrl%-C stops nginx and the sandbox and removes (%S+)%.\n")
+  for _, k in ipairs{ "sid", "url", "export", "deliver", "sandbox", "log", "tmp" } do
+    assert(r[k], "not printed: " .. k .. "\n" .. r.out)
+  end
+  return r
+end
 
-  lazy_setup(function()
-    dir = H.tmpdir()
-    cert = dir .. "/cert.pem"
-    assert(os.execute(("openssl req -x509 -newkey rsa:2048 -nodes -keyout %s -out %s -days 1 "
-      .. "-subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 >/dev/null 2>&1")
-      :format(H.quote(dir .. "/key.pem"), H.quote(cert))), "openssl could not make a certificate")
-    sb = helper.sandbox{ port = 0, tls_cert = cert, tls_key = dir .. "/key.pem",
-      secret = "example-secret", delivery_backoff = 0.05 }
-    client = helper.client(sb, { ca_file = cert })
+-- Ends a run that a failed spec left behind: TERM to its session, bounded.
+local function kill(r)
+  if r and r.child.pipe then
+    os.execute("kill -TERM -" .. r.sid .. " 2>/dev/null")
+    process.wait_exit(r.child:getpid(), 10)
+    r.child.pipe:close()
+    r.child.pipe = nil
+  end
+  if r then r.child:cleanup() end
+end
 
-    conf = H.read(EXAMPLE .. "/nginx.conf")
-    conf = replace(conf, "listen 127.0.0.1:8080;", "listen 127.0.0.1:${port};")
-    conf = replace(conf, "server api.thinkific.com:443;", "server 127.0.0.1:${sb_port};")
-    conf = replace(conf, "proxy_ssl_name api.thinkific.com;", "proxy_ssl_name localhost;")
-    conf = replace(conf, "/etc/ssl/certs/ca-certificates.crt", cert)
-    conf = replace(conf, "worker_processes auto;", "worker_processes 2;")
-    conf = replace(conf, 'lua_package_path "$prefix/lua/?.lua;;";',
-      'lua_package_path "$prefix/lua/?.lua;${root}/lua/?.lua;${root}/lua/?/init.lua;;";\n'
-      .. '  lua_package_cpath "${root}/build/luajit/?.so;;";')
-  end)
+-- Sends signal to target (a pid, or "-sid" for the whole session's group); checks that the
+-- script exits with status, that nginx, the sandbox and every other process of its session
+-- are gone with the temporary files, and that nothing came on stderr.
+local function stop(r, signal, target, status)
+  local procs = session(r.sid)
+  local nginx, sandbox
+  for pid, args in pairs(procs) do
+    if args:find("^nginx: master process") then nginx = pid end
+    if args:find("thinkific sandbox", 1, true) then sandbox = pid end
+  end
+  assert(nginx and sandbox, "nginx and the sandbox in the script's session")
 
-  lazy_teardown(function()
-    if client then client:close() end
-    if nginx then nginx:remove() end
-    if sb then sb:stop() end
-    if dir then os.execute("rm -rf " .. H.quote(dir)) end
-  end)
+  os.execute("kill -" .. signal .. " " .. target)
+  assert.is_true(process.wait_exit(r.child:getpid(), 15), "the script ended")
+  local _, how, code = r.child.pipe:close()
+  r.child.pipe = nil
+  assert.are.same({ "exit", status }, { how, code })
+  for pid, args in pairs(procs) do
+    assert.is_false(process.alive(pid), "still running: " .. args)
+  end
+  assert.are.same({}, session(r.sid))
+  assert.is_true(io.open(r.tmp .. "/nginx/nginx.conf") == nil, "the temporary files are gone")
+  assert.are.equal("", process.read_file(r.child.err))
+end
 
-  local function start()
-    nginx = H.start{
-      conf = conf,
-      globals = "daemon off;",
-      vars = { sb_port = sb.port },
-      files = {
-        ["lua/app/hooks.lua"] = H.read(EXAMPLE .. "/lua/app/hooks.lua"),
-        ["lua/app/admin.lua"] = H.read(EXAMPLE .. "/lua/app/admin.lua"),
-      },
-      env = { THINKIFIC_API_KEY = sb.api_key, THINKIFIC_SUBDOMAIN = "acme",
-        THINKIFIC_WEBHOOK_SECRET = "example-secret",
-        THINKIFIC_BASE_URL = "https://localhost:" .. sb.port .. "/api/v2" },
-    }
-    return nginx
+describe("examples/openresty/run", function()
+  local printed
+
+  lazy_setup(function() printed = start() end)
+  lazy_teardown(function() kill(printed) end)
+
+  local function log() return H.read(printed.log) or "" end
+
+  local function logged(text)
+    return helper.wait_until(function() return log():find(text, 1, true) ~= nil end, 10)
   end
 
-  it("passes nginx -t", function()
-    local n = start()
-    local output, ok = H.run(table.concat({ H.quote(H.NGINX), "-t", "-p",
-      H.quote(n.prefix .. "/"), "-c", H.quote(n.prefix .. "/nginx.conf"), "-e",
-      H.quote(n.prefix .. "/logs/test.log") }, " "))
+  it("renders a configuration that nginx -t accepts, and shows no real key", function()
+    local prefix = printed.log:match("^(.*)/logs/error%.log$")
+    local output, ok = H.run(table.concat({ H.quote(H.NGINX), "-t", "-p", H.quote(prefix .. "/"),
+      "-c", "nginx.conf", "-e", H.quote(prefix .. "/logs/test.log") }, " "))
     assert.is_true(ok, output)
     assert.truthy(output:find("test is successful", 1, true), output)
+    assert.is_nil(printed.out:find(REAL_KEY, 1, true))
+    assert.is_nil(printed.out:find(REAL_SECRET, 1, true))
   end)
 
-  it("lists webhooks over TLS through the transport and receives a delivery", function()
-    assert(client:create_webhook{ topic = "order.created",
-      target_url = nginx.url .. "/thinkific/webhooks" })
-    local status, headers, body = nginx:request{ path = "/admin/webhooks" }
-    assert.are.equal(200, status, body)
-    assert.are.equal("application/json", headers["content-type"])
-    local listed = assert(thinkific.decode(body))
-    assert.are.equal(1, #listed.webhooks)
-    assert.are.equal("order.created", listed.webhooks[1].topic)
+  it("handles the signed delivery of the printed thinkific deliver line", function()
+    local output, ok = H.run(printed.export .. "\n" .. printed.deliver)
+    assert.is_true(ok, output)
+    assert.are.equal('200\n{"status":"ok"}\n', output)
+    assert(logged("thinkific: order 1 (Intro) for 5000 cents"), "the handler's line:\n" .. log())
+  end)
 
-    local r = assert(sb:trigger("order.created", { id = 77, product_name = "Intro",
-      amount_cents = 5000 }))
-    local list = assert(H.delivered(sb, r.event_id))
-    assert.are.equal(1, #list)
-    assert.are.equal(200, list[1].status)
-    assert(helper.wait_until(function()
-      return nginx:log():find("thinkific: order 77 (Intro) for 5000 cents", 1, true) ~= nil
-    end, 5), "the handler's log line")
-    assert.are.same({}, nginx:lines("error"))
+  it("lists the registered webhooks on the admin page, over TLS through the transport", function()
+    local res = assert(httpc.request{ url = printed.url .. "/admin/webhooks", timeout = 10 })
+    assert.are.equal(200, res.status, res.body)
+    local topics = {}
+    for _, w in ipairs(assert(thinkific.decode(res.body)).webhooks) do
+      assert.are.equal(printed.url .. "/thinkific/webhooks", w.target_url)
+      topics[#topics + 1] = w.topic
+    end
+    table.sort(topics)
+    assert.are.same({ "enrollment.completed", "order.created" }, topics)
+  end)
+
+  it("receives the sandbox's own delivery to a registered webhook", function()
+    local res = assert(httpc.request{ url = printed.sandbox .. "/sandbox/trigger", method = "POST",
+      body = '{"topic":"enrollment.completed","payload":{"user":{"id":7},"course":{"id":9}}}',
+      headers = { ["Content-Type"] = "application/json" }, timeout = 10 })
+    assert.are.equal(201, res.status, res.body)
+    assert(logged("thinkific: user 7 completed course 9"), "the handler's line:\n" .. log())
+    assert.are.same({}, H.lines(log(), "error"))
+  end)
+
+  it("stops nginx, the sandbox and its files on Ctrl-C, quietly, with status 130", function()
+    stop(printed, "INT", "-" .. printed.sid, 130)
+  end)
+end)
+
+describe("examples/openresty/run, sent SIGTERM", function()
+  local r
+  lazy_teardown(function() kill(r) end)
+
+  it("stops nginx, the sandbox and its files, with status 143", function()
+    r = start()
+    stop(r, "TERM", r.child:getpid(), 143)
   end)
 end)

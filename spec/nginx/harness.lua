@@ -13,6 +13,10 @@ H.ROOT = (io.popen("cd '" .. HERE .. "/../..' && pwd"):read("l"))
 H.NGINX = os.getenv("NGINX") or "/usr/sbin/nginx"
 H.MODULES = os.getenv("NGINX_MODULES") or "/usr/lib/nginx/modules"
 H.quote = process.quote
+-- Run as root, nginx switches its workers to `nobody`, who cannot read a checkout inside a 0700
+-- directory (/root, a mktemp -d directory): there the workers stay root. Anyone else: nginx
+-- ignores `user`, and its workers are that user already.
+H.USER = io.popen("id -u"):read("l") == "0" and "user root;" or ""
 
 local gettime, sleep = socket.gettime, socket.sleep
 H.now, H.sleep = gettime, sleep
@@ -84,6 +88,7 @@ load_module ${modules}/ndk_http_module.so;
 load_module ${modules}/ngx_http_lua_module.so;
 daemon off;
 master_process on;
+${user}
 worker_processes ${workers};
 pid ${prefix}/logs/nginx.pid;
 error_log ${prefix}/logs/error.log info;
@@ -109,10 +114,9 @@ local Nginx = {}
 Nginx.__index = Nginx
 
 -- Starts nginx. opts: workers (1), reuseport (false), http (text for the http block), server
--- (locations of the one server), conf (a whole nginx.conf instead of the template), files
--- ({ ["lua/app/hooks.lua"] = text } written under the prefix), vars (more ${name} values; the
--- template's own: prefix, root, port, modules, workers), globals (nginx -g, e.g. "daemon off;"
--- for a conf of one's own), env (environment variables of the nginx process). Raises with
+-- (locations of the one server), files ({ ["lua/app/hooks.lua"] = text } written under the
+-- prefix), vars (more ${name} values; the template's own: prefix, root, port, modules, workers,
+-- user), env (environment variables of the nginx process). Raises with
 -- error.log's end when nginx does not come up within 10 s; a port taken meanwhile is retried
 -- with another one.
 function H.start(opts)
@@ -122,22 +126,18 @@ function H.start(opts)
   local last
   for _ = 1, 5 do
     local vars = { prefix = prefix, root = H.ROOT, modules = H.MODULES,
-      workers = opts.workers or 1, port = helper.closed_port(),
+      workers = opts.workers or 1, port = helper.closed_port(), user = H.USER,
       reuseport = opts.reuseport and " reuseport" or "" }
     for k, v in pairs(opts.vars or {}) do vars[k] = v end
     vars.http = fill(opts.http or "", vars)
     vars.server = fill(opts.server or "", vars)
     for path, text in pairs(opts.files or {}) do H.write(prefix .. "/" .. path, fill(text, vars)) end
-    local conf = opts.conf and fill(opts.conf, vars) or fill(TEMPLATE, vars)
-    H.write(prefix .. "/nginx.conf", conf)
+    H.write(prefix .. "/nginx.conf", fill(TEMPLATE, vars))
     H.write(prefix .. "/logs/error.log", "")
-    -- Run as root, nginx's workers are "nobody": they must read the prefix (mktemp gives 0700).
-    os.execute("chmod -R a+rX " .. H.quote(prefix))
     local self = setmetatable({ prefix = prefix, port = vars.port, vars = vars,
       url = "http://127.0.0.1:" .. vars.port, log_path = prefix .. "/logs/error.log" }, Nginx)
     self.process = process.start(table.concat({ H.quote(H.NGINX), "-p", H.quote(prefix .. "/"),
-      "-c", H.quote(prefix .. "/nginx.conf"), "-e", H.quote(self.log_path),
-      opts.globals and "-g " .. H.quote(opts.globals) or "" }, " "), opts.env or {})
+      "-c", H.quote(prefix .. "/nginx.conf"), "-e", H.quote(self.log_path) }, " "), opts.env or {})
     local ok, why = self:wait_ready(10)
     if ok then return self end
     last = why
@@ -168,12 +168,12 @@ function Nginx:log()
   return H.read(self.log_path) or ""
 end
 
--- The error.log lines at a level, e.g. self:lines("error") for "[error]" (also [crit],
--- [alert], [emerg] when level is "error").
-function Nginx:lines(level)
+-- The lines of an error.log's text at a level, e.g. H.lines(text, "error") for "[error]" (also
+-- [crit], [alert], [emerg] when level is "error").
+function H.lines(text, level)
   local found = {}
   local levels = level == "error" and { "error", "crit", "alert", "emerg" } or { level }
-  for line in self:log():gmatch("[^\n]+") do
+  for line in text:gmatch("[^\n]+") do
     for _, l in ipairs(levels) do
       if line:find("[" .. l .. "]", 1, true) then
         found[#found + 1] = line
@@ -182,6 +182,11 @@ function Nginx:lines(level)
     end
   end
   return found
+end
+
+-- This nginx's error.log lines at a level (H.lines).
+function Nginx:lines(level)
+  return H.lines(self:log(), level)
 end
 
 -- Empties error.log (nginx writes in append mode, so it goes on at the start).
