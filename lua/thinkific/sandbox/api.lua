@@ -8,15 +8,9 @@ local M = {}
 
 M.PREFIX = "/api/v2"
 
+-- The topics a webhook may have: Thinkific's 25 (anything else is its 422).
 M.TOPICS = {}
-for _, t in ipairs({
-  "lead.created", "order.created", "order_transaction.succeeded", "order_transaction.failed",
-  "order_transaction.refunded", "subscription.cancelled", "subscription.past_due",
-  "subscription.unpaid", "user.signup", "user.signin", "user.updated", "enrollment.trial",
-  "enrollment.created", "enrollment.completed", "enrollment.progress", "course.created",
-  "course.deleted", "course.updated", "lesson.completed", "quiz.attempted", "app.uninstalled",
-  "product.created", "product.deleted", "product.updated", "plan.updated",
-}) do M.TOPICS[t] = true end
+for _, t in ipairs(require("thinkific.topics")) do M.TOPICS[t] = true end
 
 local DEFAULT_LIMIT, MAX_LIMIT = 25, 250
 local MAX_URL = 2048

@@ -84,9 +84,9 @@ function M.main(argv, getenv)
   local args, status = common.parse(p, PROG, argv)
   if not args then return status end
   local topic = args.topic
-  if not topic:find("^[%w_]+%.[%w_]+$") then
-    return common.usage_error(p, PROG, 'TOPIC must be resource.action, e.g. order.created')
-  end
+  -- Any resource.action: the sandbox records and delivers topics it does not know as well.
+  local bad_topic = require("thinkific.cli.topics").check(topic, true)
+  if bad_topic then return common.usage_error(p, PROG, bad_topic) end
   local timeout = tonumber(args.timeout)
   if not timeout or timeout <= 0 or timeout == math.huge then
     return common.usage_error(p, PROG, "--timeout must be a positive number")
