@@ -1,11 +1,11 @@
--- thinkific.sandbox.interrupt in this process: the interpreter's SIGINT error out of run()
+-- thinkific.cli.interrupt in this process: the interpreter's SIGINT error out of run()
 -- becomes 130 with the server closed (its port refuses connections); a stop gives 0; any
 -- other error is returned. The CLI specs send a real SIGINT (cli_serve_spec.lua); this shows
 -- the close that a process exit would otherwise hide. Servers are Lua 5.4 (#lua54).
 local socket = require("socket")
-local interrupt = require("thinkific.sandbox.interrupt")
+local interrupt = require("thinkific.cli.interrupt")
 
-describe("thinkific.sandbox.interrupt #lua54", function()
+describe("thinkific.cli.interrupt #lua54", function()
   -- A sandbox server in this process whose loop raises err at its first round (as lua.c's
   -- hook raises "interrupted!" in the main thread), or stops at once when err is nil.
   local function server_raising(err)

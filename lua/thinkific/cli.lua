@@ -35,7 +35,7 @@ M.commands = {
   },
   sandbox = {
     summary = "run a Thinkific-compatible API server on loopback",
-    run = function(argv) return require("thinkific.sandbox.cli").main(argv) end,
+    run = function(argv) return require("thinkific.cli.sandbox").main(argv) end,
   },
 }
 

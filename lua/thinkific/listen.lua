@@ -3,9 +3,9 @@
 -- and headers of each POST to router:handle and answers its status and JSON body.
 local socket = require("socket")
 local args = require("thinkific.args")
-local http = require("thinkific.sandbox.http")
-local httpd_mod = require("thinkific.sandbox.httpd")
-local respond = require("thinkific.sandbox.respond")
+local http = require("thinkific.http.message")
+local httpd_mod = require("thinkific.http.server")
+local respond = require("thinkific.http.respond")
 
 local argerror, callable = args.error, args.callable
 local gettime = socket.gettime

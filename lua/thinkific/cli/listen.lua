@@ -79,7 +79,7 @@ function M.main(argv)
   out:write(server.url, "\n")
   out:flush()
   -- Ctrl-C: 130, quietly, the socket closed.
-  local status, why = require("thinkific.sandbox.interrupt").serve(server)
+  local status, why = require("thinkific.cli.interrupt").serve(server)
   if not status then return fail(why) end
   return status
 end

@@ -1,7 +1,7 @@
 -- The Thinkific Webhooks API (/api/v2), with Thinkific's shapes, statuses and error bodies.
 local json = require("thinkific.sandbox.json")
-local respond = require("thinkific.sandbox.respond")
-local url = require("thinkific.sandbox.url")
+local respond = require("thinkific.http.respond")
+local url = require("thinkific.http.url")
 local store_mod = require("thinkific.sandbox.store")
 
 local M = {}

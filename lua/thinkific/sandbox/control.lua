@@ -2,7 +2,7 @@
 -- sandbox from tests (events, triggers and deliveries, faults, stats, reset) and are never
 -- counted as API traffic.
 local json = require("thinkific.sandbox.json")
-local respond = require("thinkific.sandbox.respond")
+local respond = require("thinkific.http.respond")
 local faults_mod = require("thinkific.sandbox.faults")
 
 local M = {}

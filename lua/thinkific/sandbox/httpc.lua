@@ -2,8 +2,8 @@
 -- by one deadline. With stream.blocking as the waiter it blocks (the spawn object's control
 -- calls); with the loop as the waiter it runs inside a loop coroutine (deliveries).
 local socket = require("socket")
-local stream_mod = require("thinkific.sandbox.stream")
-local http = require("thinkific.sandbox.http")
+local stream_mod = require("thinkific.http.stream")
+local http = require("thinkific.http.message")
 
 local gettime = socket.gettime
 

@@ -9,7 +9,7 @@ local json = require("thinkific.sandbox.json")
 local httpc = require("thinkific.sandbox.httpc")
 local process = require("thinkific.sandbox.process")
 local fixtures = require("thinkific.sandbox.fixtures")
-local cli = require("thinkific.sandbox.cli")
+local cli = require("thinkific.cli.sandbox")
 local options = require("thinkific.sandbox.options")
 
 local is_integer = options.is_integer
@@ -274,7 +274,7 @@ function M.spawn(opts)
   end
   local literals = {}
   for i, a in ipairs(args) do literals[i] = string.format("%q", a) end
-  local code = string.format('os.exit(require("thinkific.sandbox.cli").main({%s}), true)',
+  local code = string.format('os.exit(require("thinkific.cli.sandbox").main({%s}), true)',
     table.concat(literals, ","))
   -- The credentials go through the environment, never the command line (ps shows that).
   -- The child is Lua 5.4: it gets this process's module paths when this is Lua 5.4 too;

@@ -1,13 +1,13 @@
 -- The sandbox server: the HTTP server of httpd.lua (one coroutine per connection on the
 -- loop, keep-alive, optional TLS), the dispatch between the API and the control endpoints,
 -- statistics of API traffic, and the deliveries of triggered events.
-local httpd_mod = require("thinkific.sandbox.httpd")
+local httpd_mod = require("thinkific.http.server")
 local api = require("thinkific.sandbox.api")
 local control = require("thinkific.sandbox.control")
 local faults_mod = require("thinkific.sandbox.faults")
 local store_mod = require("thinkific.sandbox.store")
 local deliveries_mod = require("thinkific.sandbox.deliveries")
-local respond = require("thinkific.sandbox.respond")
+local respond = require("thinkific.http.respond")
 
 local gettime = require("socket").gettime
 

@@ -1,5 +1,6 @@
--- Response tables for the sandbox handlers: { status, headers, body }.
-local json = require("thinkific.sandbox.json")
+-- Response tables for the handlers of http/server.lua (the sandbox's, the receiver's):
+-- { status, headers, body }.
+local encode = require("thinkific.core").encode
 
 local M = {}
 
@@ -14,7 +15,7 @@ end
 
 -- {"error": message}, Thinkific's shape for 400/401/403/404.
 function M.error(status, message, headers)
-  return M.json(status, json.object({ "error" }, { error = message }), headers)
+  return M.json(status, assert(encode({ error = message })), headers)
 end
 
 -- An answer with no body (204).

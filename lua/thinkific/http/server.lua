@@ -2,10 +2,10 @@
 -- listening socket, one coroutine per connection, keep-alive, optional TLS, a bound on
 -- connections and on every wait. What to answer is its owner's: handle(conn, req) -> res.
 local socket = require("socket")
-local loop_mod = require("thinkific.sandbox.loop")
-local stream_mod = require("thinkific.sandbox.stream")
-local http = require("thinkific.sandbox.http")
-local respond = require("thinkific.sandbox.respond")
+local loop_mod = require("thinkific.http.loop")
+local stream_mod = require("thinkific.http.stream")
+local http = require("thinkific.http.message")
+local respond = require("thinkific.http.respond")
 
 local gettime = socket.gettime
 

@@ -131,7 +131,7 @@ function M.main(argv, getenv)
   io.stdout:flush()
   if args.parent_pipe then server:watch_stdin() end
   local status
-  status, err = require("thinkific.sandbox.interrupt").serve(server)
+  status, err = require("thinkific.cli.interrupt").serve(server)
   if not status then return common.fail("thinkific sandbox", err) end
   return status
 end
