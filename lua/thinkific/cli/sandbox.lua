@@ -4,15 +4,9 @@
 -- closes. `thinkific sandbox trigger …` is trigger.lua's.
 local argparse = require("argparse")
 local common = require("thinkific.cli.common")
+local options = require("thinkific.sandbox.options")
 
 local M = {}
-
--- Where `spawn` puts the credentials, so they never appear in a process listing.
-M.ENV_API_KEY = "THINKIFIC_SANDBOX_API_KEY"
-M.ENV_SECRET = "THINKIFIC_SANDBOX_SECRET"
-
--- The sandbox's own test credential, printed because it is no secret: nothing else is.
-M.DEFAULT_API_KEY = "sandbox-key"
 
 local function parser()
   local p = argparse("thinkific sandbox",
@@ -22,8 +16,8 @@ local function parser()
   p:option("--host", "Address to listen on.", "127.0.0.1")
   p:option("--port", "Port to listen on (0: any free port).", "0")
   p:option("--api-key", "API key clients must send as the bearer credential (default "
-    .. "$" .. M.ENV_API_KEY .. " or sandbox-key).")
-  p:option("--secret", "Secret that signs deliveries (default $" .. M.ENV_SECRET
+    .. "$" .. options.ENV_API_KEY .. " or sandbox-key).")
+  p:option("--secret", "Secret that signs deliveries (default $" .. options.ENV_SECRET
     .. " or the API key).")
   p:option("--tls-cert", "PEM certificate file: serve https.")
   p:option("--tls-key", "PEM private key file for --tls-cert.")
@@ -54,7 +48,7 @@ end
 -- The lines after the URL: the API key and the signing secret when they are the defaults
 -- (given ones are never printed), and the variables the other commands read.
 function M.startup_lines(url, key_given, secret_given)
-  local key = M.DEFAULT_API_KEY
+  local key = options.DEFAULT_API_KEY
   local export = "export " .. common.ENV_BASE_URL .. "=" .. shell_word(url)
   local lines = {}
   if key_given then
@@ -95,9 +89,9 @@ function M.main(argv, getenv)
   if (args.tls_cert == nil) ~= (args.tls_key == nil) then
     return usage_error(p, "--tls-cert and --tls-key go together")
   end
-  local api_key = args.api_key or getenv(M.ENV_API_KEY)
+  local api_key = args.api_key or getenv(options.ENV_API_KEY)
   if api_key == "" then return usage_error(p, "the API key must not be empty") end
-  local secret = args.secret or getenv(M.ENV_SECRET)
+  local secret = args.secret or getenv(options.ENV_SECRET)
   if secret == "" then secret = nil end
   -- A value that is no number becomes false, which the check refuses (nil would mean: default).
   local delivery = {
@@ -107,14 +101,14 @@ function M.main(argv, getenv)
     delivery_backoff = tonumber(args.delivery_backoff) or false,
     delivery_concurrency = math.tointeger(tonumber(args.delivery_concurrency)) or false,
   }
-  local checked, why = require("thinkific.sandbox.deliveries").options(delivery)
+  local checked, why = options.check(delivery)
   if not checked then
     return usage_error(p, "--" .. why:gsub("^(%S+)", function(name) return (name:gsub("_", "-")) end))
   end
 
   local server_mod = require("thinkific.sandbox.server")
   local server, err = server_mod.new({
-    host = args.host, port = port, api_key = api_key or M.DEFAULT_API_KEY, secret = secret,
+    host = args.host, port = port, api_key = api_key or options.DEFAULT_API_KEY, secret = secret,
     tls_cert = args.tls_cert, tls_key = args.tls_key,
     subdomain = checked.subdomain, delivery_attempts = checked.delivery_attempts,
     delivery_timeout = checked.delivery_timeout, delivery_backoff = checked.delivery_backoff,

@@ -22,11 +22,6 @@ M.KEYS = { "event_id", "webhook_id", "target_url", "attempt", "status", "error",
 
 M.SUMMARY_KEYS = { "attempts", "succeeded", "failed", "given_up", "pending" }
 
--- Server options (server.new / spawn / the command line), their defaults and their check:
--- options.lua, which spawn loads without this module.
-M.DEFAULTS = options.DEFAULTS
-M.options = options.check
-
 -- The tenant the sandbox's envelopes name (as the seeded sample events do).
 M.TENANT_ID = "3"
 
@@ -47,7 +42,7 @@ Deliveries.__index = Deliveries
 -- server: the server (its loop, store and secret, read when needed). opts: the delivery
 -- options above. Returns the deliveries, or nil, message.
 function M.new(server, opts)
-  local o, err = M.options(opts or {})
+  local o, err = options.check(opts or {})
   if not o then return nil, err end
   local self = setmetatable({
     server = server,

@@ -9,7 +9,6 @@ local json = require("thinkific.sandbox.json")
 local httpc = require("thinkific.sandbox.httpc")
 local process = require("thinkific.sandbox.process")
 local fixtures = require("thinkific.sandbox.fixtures")
-local cli = require("thinkific.cli.sandbox")
 local options = require("thinkific.sandbox.options")
 
 local is_integer = options.is_integer
@@ -31,10 +30,7 @@ local DELIVERY_FLAGS = {
 }
 
 -- Errors of the control calls have the library's error shape (API.md).
-local function make_error(t)
-  if core.error then return core.error(t) end
-  return setmetatable(t, { __tostring = function(e) return e.message end })
-end
+local make_error = core.error
 
 local Sandbox = {}
 Sandbox.__index = Sandbox
@@ -257,7 +253,7 @@ end
 function M.spawn(opts)
   opts = opts or {}
   check_options(opts)
-  local api_key = opts.api_key or cli.DEFAULT_API_KEY
+  local api_key = opts.api_key or options.DEFAULT_API_KEY
   local args = { "--host", opts.host or "127.0.0.1", "--port", tostring(opts.port or 0),
     "--parent-pipe" }
   if opts.tls_cert then
@@ -283,7 +279,7 @@ function M.spawn(opts)
   local env = {
     LUA_PATH_5_4 = same and package.path or nil, LUA_CPATH_5_4 = same and package.cpath or nil,
     LUA_INIT = false, LUA_INIT_5_4 = false,
-    [cli.ENV_API_KEY] = api_key, [cli.ENV_SECRET] = opts.secret or false,
+    [options.ENV_API_KEY] = api_key, [options.ENV_SECRET] = opts.secret or false,
   }
   local child = process.start(process.quote(opts.lua or "lua5.4") .. " -e " .. process.quote(code),
     env)

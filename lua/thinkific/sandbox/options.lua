@@ -1,7 +1,14 @@
--- The sandbox's delivery options and their check, shared by spawn (in the parent process,
--- which may be LuaJIT), the command line and the server. Portable Lua: no server module is
--- loaded to check an option.
+-- The sandbox's options shared by spawn (in the parent process, which may be LuaJIT), the
+-- command line and the server: the credentials' default and variables, the delivery options
+-- and their check. Portable Lua: no server module is loaded to check an option.
 local M = {}
+
+-- The sandbox's own test credential, printed because it is no secret: nothing else is.
+M.DEFAULT_API_KEY = "sandbox-key"
+
+-- Where `spawn` puts the credentials, so they never appear in a process listing.
+M.ENV_API_KEY = "THINKIFIC_SANDBOX_API_KEY"
+M.ENV_SECRET = "THINKIFIC_SANDBOX_SECRET"
 
 -- Server options (server.new / spawn / the command line) and their defaults.
 M.DEFAULTS = {

@@ -7,6 +7,7 @@ local control = require("thinkific.sandbox.control")
 local faults_mod = require("thinkific.sandbox.faults")
 local store_mod = require("thinkific.sandbox.store")
 local deliveries_mod = require("thinkific.sandbox.deliveries")
+local options = require("thinkific.sandbox.options")
 local respond = require("thinkific.http.respond")
 
 local gettime = require("socket").gettime
@@ -16,7 +17,7 @@ local M = {}
 M.DEFAULTS = {
   host = "127.0.0.1",
   port = 0,
-  api_key = "sandbox-key",
+  api_key = options.DEFAULT_API_KEY,
   max_connections = 256,
   idle_timeout = 30,      -- seconds a keep-alive connection may wait for its next request
   write_timeout = 30,     -- seconds to write one answer
