@@ -270,13 +270,16 @@ describe("listen.serve", function()
     helper.argerror(1, "serve", function() listen.serve{ router = router, max_connections = 0 } end)
   end)
 
-  it("returns nil, err when it cannot listen", function()
+  it("returns nil, err (a thinkific error, kind network) when it cannot listen", function()
     local busy = assert(socket.bind("127.0.0.1", 0))
     local _, port = busy:getsockname()
     local none, err = listen.serve{ router = router, port = tonumber(port), log = false }
     busy:close()
     assert.is_nil(none)
-    assert.matches("cannot listen", err)
+    assert.is_true(thinkific.is_error(err), tostring(err))
+    assert.are.equal("network", err.kind)
+    assert.matches("^cannot listen on 127%.0%.0%.1 port " .. port .. ": ", err.message)
+    assert.matches("^cannot listen on [^\n]+ %(network%)$", tostring(err))
   end)
 
   -- Closing at the end of a <close> scope: close_lua54_spec.lua.
@@ -285,7 +288,7 @@ describe("listen.serve", function()
     local stopper = thinkific.router{ secret = SECRET }
     stopper:on("*", function() server:stop() end)
     server = assert(listen.serve{ router = stopper, port = 0, log = false })
-    -- A bound: should the delivery never reach the handler, the server stops anyway (later).
+    -- A bound: should the delivery never reach the handler, the server stops after 2 * TIMEOUT.
     local loop = server.httpd.loop
     loop:spawn(function() loop:sleep(2 * TIMEOUT) server:stop() end)
     local c = client(server)
@@ -406,6 +409,7 @@ describe("thinkific listen (command line)", function()
     local code, _, err = run("--port " .. port .. " " .. process.quote(rules))
     busy:close()
     assert.are.equal(1, code)
-    assert.matches("^thinkific listen: cannot listen[^\n]*\n$", err)
+    assert.are.equal("thinkific listen: cannot listen on 127.0.0.1 port " .. port
+      .. ": address already in use\n", err)
   end)
 end)

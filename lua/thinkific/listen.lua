@@ -1,10 +1,10 @@
--- thinkific.listen: a local receiver of deliveries. An HTTP server (the sandbox's httpd on its
--- loop: several connections at once, keep-alive, every wait bounded) that hands the raw body
--- and headers of each POST to router:handle and answers its status and JSON body.
+-- thinkific.listen: a local receiver of deliveries. An HTTP server (thinkific.http.server on
+-- its loop: several connections at once, keep-alive, every wait bounded) that hands the raw
+-- body and headers of each POST to router:handle and answers its status and JSON body.
 local socket = require("socket")
 local args = require("thinkific.args")
 local http = require("thinkific.http.message")
-local httpd_mod = require("thinkific.http.server")
+local http_server = require("thinkific.http.server")
 local respond = require("thinkific.http.respond")
 
 local argerror, callable = args.error, args.callable
@@ -196,7 +196,7 @@ function _M.serve(opts)
   local max_body = type(router.max_body) == "number" and router.max_body or DEFAULT_MAX_BODY
   limits.body = math.floor(max_body)
   local self = setmetatable({ router = router, log = log_function(opts.log) }, Server)
-  local httpd, err = httpd_mod.new({
+  local httpd, err = http_server.new({
     host = opts.host or "127.0.0.1", port = opts.port or 0,
     max_connections = opts.max_connections or 128, idle_timeout = opts.idle_timeout or 30,
     limits = limits, name = "thinkific-listen",

@@ -23,9 +23,7 @@ local function usage_error(p, message)
 end
 
 local function fail(message)
-  message = tostring(message):match("^[^\n]*")
-  io.stderr:write("thinkific listen: ", message, "\n")
-  return 1
+  return common.fail("thinkific listen", message)
 end
 
 -- Runs RULES.lua as dofile would. Returns the router, or nil, message.
@@ -75,7 +73,7 @@ function M.main(argv)
       out:flush()
     end,
   })
-  if not server then return fail(err) end
+  if not server then return fail(err.message) end
   out:write(server.url, "\n")
   out:flush()
   -- Ctrl-C: 130, quietly, the socket closed.

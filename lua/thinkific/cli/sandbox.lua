@@ -115,10 +115,7 @@ function M.main(argv, getenv)
     delivery_concurrency = checked.delivery_concurrency,
     log = args.verbose and function(line) io.stderr:write(line, "\n") end or nil,
   })
-  if not server then
-    io.stderr:write("thinkific sandbox: ", err, "\n")
-    return 1
-  end
+  if not server then return common.fail("thinkific sandbox", err.message) end
   -- The URL first: spawn and scripts read that line.
   io.stdout:write(server.url, "\n", table.concat(M.startup_lines(server.url, api_key ~= nil,
     secret ~= nil), "\n"), "\n")

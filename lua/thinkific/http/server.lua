@@ -2,6 +2,7 @@
 -- listening socket, one coroutine per connection, keep-alive, optional TLS, a bound on
 -- connections and on every wait. What to answer is its owner's: handle(conn, req) -> res.
 local socket = require("socket")
+local make_error = require("thinkific.core").error
 local loop_mod = require("thinkific.http.loop")
 local stream_mod = require("thinkific.http.stream")
 local http = require("thinkific.http.message")
@@ -19,20 +20,26 @@ M.DEFAULTS = {
   idle_timeout = 30,      -- seconds a keep-alive connection may wait for its next request
   write_timeout = 30,     -- seconds to write one answer
   handshake_timeout = 10, -- seconds for a TLS handshake
-  name = "thinkific-sandbox", -- the Server header
+  name = "thinkific", -- the Server header
 }
 
-local Httpd = {}
-Httpd.__index = Httpd
+local Server = {}
+Server.__index = Server
 
+-- Returns the server's TLS context and LuaSec, or nil, err (kind "tls").
 local function tls_context(cert, key)
   local ok, ssl = pcall(require, "ssl")
-  if not ok then return nil, "TLS needs LuaSec (the ssl module)" end
-  local ctx, err = ssl.newcontext({
-    mode = "server", protocol = "any", certificate = cert, key = key,
-    options = { "all" },
-  })
-  if not ctx then return nil, "cannot load the TLS certificate or key: " .. tostring(err) end
+  local ctx, err
+  if not ok then
+    err = "TLS needs LuaSec (the ssl module)"
+  else
+    ctx, err = ssl.newcontext({
+      mode = "server", protocol = "any", certificate = cert, key = key,
+      options = { "all" },
+    })
+    if not ctx then err = "cannot load the TLS certificate or key: " .. tostring(err) end
+  end
+  if not ctx then return nil, make_error({ kind = "tls", message = err }) end
   return ctx, ssl
 end
 
@@ -42,21 +49,21 @@ end
 -- (a bug: the traceback), host, port, backlog, max_connections, idle_timeout, write_timeout,
 -- handshake_timeout, limits (see http.LIMITS), tls_cert, tls_key, name (the Server header).
 -- conn = { sock, peer, stream } plus whatever the owner stores in it.
--- Returns the server, or nil, message.
+-- Returns the server, or nil, err: a thinkific error, kind "network" when it cannot listen,
+-- "tls" when it cannot load the certificate or key. tls_cert without tls_key (or the other way
+-- round) is its owner's mistake: it raises.
 function M.new(opts)
-  local self = setmetatable({}, Httpd)
+  local self = setmetatable({}, Server)
   for k, v in pairs(M.DEFAULTS) do
     if opts[k] == nil then self[k] = v else self[k] = opts[k] end
   end
-  self.handle = assert(opts.handle, "httpd.new needs a handle function")
+  self.handle = assert(opts.handle, "http.server.new needs a handle function")
   self.on_close = opts.on_close
   self.on_error = opts.on_error or function(message)
     io.stderr:write(self.name, ": ", tostring(message), "\n")
   end
   self.limits = opts.limits or http.LIMITS
-  if (opts.tls_cert == nil) ~= (opts.tls_key == nil) then
-    return nil, "TLS needs both a certificate and a key"
-  end
+  assert((opts.tls_cert == nil) == (opts.tls_key == nil), "TLS needs both a certificate and a key")
   if opts.tls_cert then
     local ctx, ssl = tls_context(opts.tls_cert, opts.tls_key)
     if not ctx then return nil, ssl end
@@ -64,7 +71,8 @@ function M.new(opts)
   end
   local listener, err = socket.bind(self.host, self.port, self.backlog)
   if not listener then
-    return nil, string.format("cannot listen on %s port %s: %s", self.host, self.port, err)
+    return nil, make_error({ kind = "network",
+      message = string.format("cannot listen on %s port %s: %s", self.host, self.port, err) })
   end
   listener:settimeout(0)
   self.listener = listener
@@ -78,7 +86,7 @@ function M.new(opts)
   return self
 end
 
-function Httpd:_handshake(sock)
+function Server:_handshake(sock)
   local tls, err = self.ssl.wrap(sock, self.tls_ctx)
   if not tls then return nil, err end
   return stream_mod.handshake(tls, self.loop, gettime() + self.handshake_timeout)
@@ -94,7 +102,7 @@ local function linger(conn)
 end
 
 -- Serves one connection until it closes, idles out, or asks to close.
-function Httpd:_serve(conn)
+function Server:_serve(conn)
   local stream = conn.stream
   while not self.stopping do
     local req, status, message = http.read_request(stream, self.limits, gettime() + self.idle_timeout)
@@ -123,7 +131,7 @@ function Httpd:_serve(conn)
   end
 end
 
-function Httpd:_connection(sock, peer)
+function Server:_connection(sock, peer)
   local conn = { sock = sock, peer = peer }
   self.conns[conn] = true
   self.nconns = self.nconns + 1
@@ -147,7 +155,7 @@ end
 
 -- Accepts connections for as long as the server runs; past max_connections a new
 -- connection is closed at once.
-function Httpd:_accept()
+function Server:_accept()
   while not self.stopping do
     self.loop:wait(self.listener, "r")
     while self.listener do
@@ -166,23 +174,23 @@ function Httpd:_accept()
 end
 
 -- Runs one round of the loop: waits at most max_wait seconds (default 1).
-function Httpd:step(max_wait)
+function Server:step(max_wait)
   self.loop:step(max_wait)
 end
 
 -- Serves until stop(), then closes every connection and the listening socket.
-function Httpd:run()
+function Server:run()
   self.loop:run()
   self:close()
 end
 
-function Httpd:stop()
+function Server:stop()
   self.stopping = true
   self.loop:stop()
 end
 
 -- Closes every connection and the listening socket. Idempotent.
-function Httpd:close()
+function Server:close()
   self:stop()
   for conn in pairs(self.conns) do conn.sock:close() end
   self.conns, self.nconns = {}, 0

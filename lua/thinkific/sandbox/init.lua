@@ -313,8 +313,19 @@ end
 
 -- Creates a sandbox server in this process, listening but not yet serving: call
 -- server:run() (until server:stop()) or server:step(max_wait) from your own loop.
--- opts as for spawn (without lua and timeouts). Returns the server, or nil, message.
+-- opts as for spawn (without lua and timeouts); raises on a bad delivery option or a
+-- certificate without its key. Returns the server, or nil, err (kind "network" when it cannot
+-- listen, "tls" when it cannot load the certificate or key).
 function M.serve(opts)
+  opts = opts or {}
+  if type(opts) ~= "table" then
+    error("bad argument #1 to 'serve' (table expected, got " .. type(opts) .. ")", 2)
+  end
+  if (opts.tls_cert == nil) ~= (opts.tls_key == nil) then
+    error("bad argument #1 to 'serve' (tls_cert and tls_key go together)", 2)
+  end
+  local ok, why = options.check(opts)
+  if not ok then error("bad argument #1 to 'serve' (" .. why .. ")", 2) end
   return require("thinkific.sandbox.server").new(opts)
 end
 

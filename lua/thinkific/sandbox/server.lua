@@ -1,7 +1,7 @@
--- The sandbox server: the HTTP server of httpd.lua (one coroutine per connection on the
+-- The sandbox server: thinkific.http.server (one coroutine per connection on the
 -- loop, keep-alive, optional TLS), the dispatch between the API and the control endpoints,
 -- statistics of API traffic, and the deliveries of triggered events.
-local httpd_mod = require("thinkific.http.server")
+local http_server = require("thinkific.http.server")
 local api = require("thinkific.sandbox.api")
 local control = require("thinkific.sandbox.control")
 local faults_mod = require("thinkific.sandbox.faults")
@@ -36,7 +36,7 @@ end
 -- limits (see http.LIMITS), on_error, log (a function(line): one line per request, see
 -- request_line below), and the delivery options of deliveries.lua (delivery_attempts,
 -- delivery_timeout, delivery_backoff, delivery_concurrency, subdomain).
--- Returns the server, or nil, message.
+-- Returns the server, or nil, err (see http/server.lua); its caller has checked the options.
 function M.new(opts)
   opts = opts or {}
   local self = setmetatable({}, Server)
@@ -46,10 +46,8 @@ function M.new(opts)
   self.secret = opts.secret or self.api_key
   self.on_error = opts.on_error or log_error
   self.log = opts.log
-  local deliveries, derr = deliveries_mod.new(self, opts)
-  if not deliveries then return nil, derr end
-  self.deliveries = deliveries
-  local httpd, err = httpd_mod.new({
+  self.deliveries = assert(deliveries_mod.new(self, opts))
+  local httpd, err = http_server.new({
     host = self.host, port = self.port, max_connections = self.max_connections,
     idle_timeout = self.idle_timeout, write_timeout = self.write_timeout,
     handshake_timeout = self.handshake_timeout, limits = opts.limits,
