@@ -3,7 +3,7 @@ local suggest = require("thinkific.cli.suggest")
 
 local M = {}
 
--- name -> { summary, run = function(argv) -> exit status } (run absent: not written yet).
+-- name -> { summary, run = function(argv) -> exit status }.
 M.commands = {
   webhooks = {
     summary = "list, create, get, update, delete or sync webhooks",
@@ -85,10 +85,6 @@ function M.main(argv)
   end
   local command = find(name)
   if not command then return 2 end
-  if not command.run then
-    io.stderr:write("thinkific: '", name, "' is not implemented yet\n")
-    return 2
-  end
   return command.run({ table.unpack(argv, 2) })
 end
 

@@ -1,5 +1,5 @@
--- A small coroutine scheduler over socket.select. Each connection (and, later, each
--- outgoing delivery) is a coroutine that waits for one socket at a time, and every wait
+-- A small coroutine scheduler over socket.select. Each connection (and each of the sandbox's
+-- outgoing deliveries) is a coroutine that waits for one socket at a time, and every wait
 -- has a deadline, so a silent peer can never hang the server.
 local socket = require("socket")
 
@@ -103,13 +103,6 @@ end
 
 function Loop:stop()
   self.stopped = true
-end
-
--- Coroutines still waiting (used to close what is left when the server stops).
-function Loop:pending()
-  local n = 0
-  for _ in pairs(self.waits) do n = n + 1 end
-  return n
 end
 
 return M

@@ -1,6 +1,7 @@
--- HTTP/1.1 messages over a stream: the server side (read a request, write a response) and
--- the client side (write a request, read a response) used by the spawn object's control calls
--- and, later, by deliveries. Everything is bounded: line, header and body sizes, and time.
+-- HTTP/1.1 messages over a stream: the server side (read a request, write a response) for
+-- server.lua, and the client side (write a request, read a response) for the sandbox's own
+-- client (its control calls and deliveries). Everything is bounded: line, header and body
+-- sizes, and time.
 local socket = require("socket")
 
 local lower, find, match, format, concat = string.lower, string.find, string.match,
@@ -37,7 +38,6 @@ local function has_token(value, token)
   end
   return false
 end
-M.has_token = has_token
 
 -- Maps a stream error to what the reader reports: a status to answer, or a reason to close.
 local function failure(err, status_if_long, message_if_long)
@@ -59,7 +59,7 @@ local function read_headers(stream, limits, deadline)
       return nil, 431, "Request header fields too large"
     end
     local name, value = match(line, "^([%w!#$%%&'*+%-.^_`|~]+):[ \t]*(.-)[ \t]*$")
-    -- NUL apart: a pattern cannot hold one in LuaJIT (httpc runs there too).
+    -- NUL apart: a pattern cannot hold one in LuaJIT (the sandbox's httpc runs there too).
     if not name or find(value, "[\1-\8\10-\31\127]") or find(value, "\0", 1, true) then
       return nil, 400, "Malformed header field"
     end
@@ -74,7 +74,6 @@ local function read_headers(stream, limits, deadline)
     end
   end
 end
-M.read_headers = read_headers
 
 -- Reads a chunked body, at most max_body bytes. Returns body, or nil, status | reason, message.
 local function read_chunked(stream, limits, max_body, deadline)
@@ -125,7 +124,6 @@ local function read_body(stream, headers, limits, max_body, deadline, on_body_ex
   end
   return ""
 end
-M.read_body = read_body
 
 -- Splits a request target into raw path and raw query (no decoding here).
 local function split_target(target)
@@ -193,11 +191,11 @@ end
 
 -- Writes a response. res = { status, headers = { Name = value }, body = string|nil }.
 -- keep_alive: whether the connection stays open; minor: the request's HTTP minor version;
--- server: the Server header ("thinkific-sandbox" by default). Returns true, or nil, err.
+-- server: the Server header ("thinkific" by default). Returns true, or nil, err.
 function M.write_response(stream, res, keep_alive, deadline, minor, server)
   local status = res.status
   local lines = { format("HTTP/1.1 %d %s", status, M.REASONS[status] or "Status"),
-    "Date: " .. date(), "Server: " .. (server or "thinkific-sandbox") }
+    "Date: " .. date(), "Server: " .. (server or "thinkific") }
   local names = {}
   for name in pairs(res.headers or {}) do
     if not FRAMING[lower(name)] then names[#names + 1] = name end

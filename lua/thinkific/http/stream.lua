@@ -59,11 +59,6 @@ function Stream:_receive(n, deadline)
   end
 end
 
--- Number of bytes received but not yet read.
-function Stream:buffered()
-  return #self.buf
-end
-
 -- Reads one line (without CR LF) of at most max_len bytes.
 -- Returns line, or nil, "too long" | "closed" | "timeout" | error.
 function Stream:read_line(max_len, deadline)

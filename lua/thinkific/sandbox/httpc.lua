@@ -1,6 +1,7 @@
--- A small HTTP/1.1 client over stream.lua: one request per connection, everything bounded
--- by one deadline. With stream.blocking as the waiter it blocks (the spawn object's control
--- calls); with the loop as the waiter it runs inside a loop coroutine (deliveries).
+-- The sandbox's own HTTP/1.1 client over thinkific.http.stream: one request per connection,
+-- everything bounded by one deadline. With stream.blocking as the waiter it blocks (the spawn
+-- object's control calls); with the loop as the waiter it runs inside a loop coroutine
+-- (deliveries), which a blocking libcurl call could not do (see doc/DESIGN.md).
 local socket = require("socket")
 local stream_mod = require("thinkific.http.stream")
 local http = require("thinkific.http.message")
