@@ -1,7 +1,7 @@
 -- `thinkific sandbox`: parses the options, starts the server, prints its URL as the first
 -- line of output (then the credentials it accepts when they are its defaults, and the
 -- environment to paste), and serves until killed, Ctrl-C or, with --parent-pipe, until stdin
--- closes. `thinkific sandbox trigger …` is trigger.lua's.
+-- closes. `thinkific sandbox trigger …` is sandbox/trigger.lua's.
 local argparse = require("argparse")
 local common = require("thinkific.cli.common")
 local options = require("thinkific.sandbox.options")
