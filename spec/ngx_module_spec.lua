@@ -13,6 +13,14 @@ describe("thinkific.ngx outside nginx", function()
     end
   end)
 
+  it("is a facade: each function is the one of its own module under thinkific.ngx", function()
+    local home = { serve = "serve", transport = "transport", header_filter = "upstream",
+      store = "store", client = "client" }
+    for name, module in pairs(home) do
+      assert.are.equal(require("thinkific.ngx." .. module)[name], tngx[name], name)
+    end
+  end)
+
   it("raises when its functions are called outside nginx", function()
     local router = require("thinkific").router{ secret = "s" }
     for name, call in pairs({

@@ -224,6 +224,7 @@ describe("thinkific.ngx.transport in nginx", function()
       proxy_location("/_thinkific_dead", "thinkific_dead", FILTER),
       proxy_location("/_thinkific_dead_nofilter", "thinkific_dead"),
       proxy_location("/_thinkific_echo", "thinkific_echo", FILTER),
+      "    location = /_thinkific_static { internal; return 502; " .. FILTER .. " }\n",
       [[
     location = /admin {
       content_by_lua_block { require("app.admin").run() }
@@ -365,6 +366,23 @@ describe("thinkific.ngx.transport in nginx", function()
     assert.are.equal(2, r.err.attempts)
   end)
 
+  it("names doc/API.md's location when the one given does not proxy to the API", function()
+    -- With header_filter: nginx answered itself, so nothing was sent.
+    local r = admin("op=create&retries=2&location=/_thinkific_static")
+    assert.are.equal("network", r.err.kind)
+    assert.is_false(r.err.sent)
+    assert.are.equal(3, r.err.attempts)
+    assert.truthy(r.err.message:find("nginx answered 502 without proxying: is "
+      .. "/_thinkific_static the internal proxy_pass location of doc/API.md?", 1, true), r.err.message)
+    -- No such location (no header_filter either): nothing says it was not sent.
+    r = admin("op=create&retries=2&location=/_thinkific_missing")
+    assert.are.equal("network", r.err.kind)
+    assert.is_true(r.err.sent)
+    assert.are.equal(1, r.err.attempts)
+    assert.truthy(r.err.message:find("nginx answered 404 without a complete answer from the API: "
+      .. "is /_thinkific_missing the internal proxy_pass location", 1, true), r.err.message)
+  end)
+
   it("maps nginx's own 504 (proxy_read_timeout) to a timeout, sent", function()
     assert(sb:fault{ path = "/api/v2/webhooks", delay_ms = 2500 })
     local r = admin("op=list&location=/_thinkific_slow")
@@ -444,6 +462,8 @@ describe("thinkific.ngx.transport in nginx", function()
     for _, line in ipairs(nginx:lines("error")) do
       local upstream = line:find("while connecting to upstream", 1, true)
         or line:find("upstream timed out", 1, true)
+        -- the location a test above asks for on purpose, which does not exist
+        or line:find('subrequest: "/_thinkific_missing"', 1, true)
       assert.truthy(upstream, line)
     end
   end)

@@ -1,0 +1,54 @@
+-- sandbox.serve: a sandbox server in this process, driven by the caller's own loop rounds.
+local wire = require("spec.sandbox_wire")
+local socket = require("socket")
+local sandbox = require("thinkific.sandbox")
+
+local KEY, TIMEOUT = wire.KEY, wire.TIMEOUT
+
+-- The server itself is Lua 5.4 (LuaJIT cannot load it): the specs that run one in this
+-- process are #lua54; under LuaJIT every other one talks to a Lua 5.4 child.
+describe("sandbox.serve (in this process) #lua54", function()
+  it("serves from the caller's own loop rounds", function()
+    local httpc = require("thinkific.sandbox.httpc")
+    local server = assert(sandbox.serve({ port = 0 }))
+    local results = {}
+    for _ = 1, 3 do
+      server.loop:spawn(function()
+        local res, err = httpc.request({ url = server.url .. "/webhooks", waiter = server.loop,
+          headers = { Authorization = "Bearer " .. KEY }, timeout = TIMEOUT })
+        results[#results + 1] = res and res.status or err
+      end)
+    end
+    local deadline = socket.gettime() + TIMEOUT
+    while #results < 3 and socket.gettime() < deadline do server:step(0.05) end
+    server:close()
+    assert.are.same({ 200, 200, 200 }, results)
+    assert.are.equal(3, server.stats.requests)
+  end)
+
+  it("refuses what it cannot serve with nil, message", function()
+    local none, err = sandbox.serve({ tls_cert = "/nonexistent.pem", tls_key = "/nonexistent.pem" })
+    assert.is_nil(none)
+    assert.matches("TLS", err)
+  end)
+
+  it("closes connections past its limit", function()
+    local server = assert(sandbox.serve({ port = 0, max_connections = 3 }))
+    local conns = {}
+    for i = 1, 5 do
+      conns[i] = socket.tcp()
+      conns[i]:settimeout(TIMEOUT)
+      assert(conns[i]:connect("127.0.0.1", server.port))
+    end
+    for _ = 1, 10 do server:step(0.01) end
+    local closed = 0
+    for i = 1, 5 do
+      conns[i]:settimeout(0)
+      local _, err = conns[i]:receive(1)
+      if err == "closed" then closed = closed + 1 end
+      conns[i]:close()
+    end
+    server:close()
+    assert.are.equal(2, closed)
+  end)
+end)
