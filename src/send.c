@@ -73,9 +73,10 @@ static void add_headers(lua_State *L, send_box *s) {
         luaL_argerror(L, 1, "'headers' must map names to strings");
       name = lua_tolstring(L, -2, &nlen);
       value = lua_tolstring(L, -1, &vlen);
+      /* Not quoted in the message: the bytes could be anything. */
       if (nlen == 0 || !one_line(name, nlen) || strchr(name, ':') || !one_line(value, vlen))
-        luaL_argerror(L, 1, lua_pushfstring(L, "header '%s' must have a name without ':' and "
-                                               "no CR, LF or NUL", name));
+        luaL_argerror(L, 1, "header names and values must be single lines without NUL (and "
+                            "names without ':')");
       more = curl_slist_append(s->headers,
                                lua_pushfstring(L, vlen ? "%s: %s" : "%s;", name, value));
       lua_pop(L, 2); /* the line and the value */
@@ -135,7 +136,16 @@ static int l_send(lua_State *L) {
     curl_easy_setopt(s->x.easy, CURLOPT_CUSTOMREQUEST, method);
   rc = curl_easy_perform(s->x.easy);
   if (rc != CURLE_OK) {
+    long os_errno = 0;
     tk_transfer_error(L, &s->x, rc, 0, 0);
+    /* libcurl's "Couldn't connect to server" says not why: "(Connection refused)" does. */
+    curl_easy_getinfo(s->x.easy, CURLINFO_OS_ERRNO, &os_errno);
+    if (rc == CURLE_COULDNT_CONNECT && os_errno != 0) {
+      lua_getfield(L, -1, "message");
+      lua_pushfstring(L, "%s (%s)", lua_tostring(L, -1), strerror((int)os_errno));
+      lua_setfield(L, -3, "message");
+      lua_pop(L, 1);
+    }
   } else {
     curl_easy_getinfo(s->x.easy, CURLINFO_RESPONSE_CODE, &status);
     tk_push_integer(L, status);

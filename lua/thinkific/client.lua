@@ -44,6 +44,7 @@ local ONE_LINE = { "api_key", "access_token", "subdomain", "user_agent", "ca_fil
 
 local args = require("thinkific.args")
 local argerror, callable, webhook_fields = args.error, args.callable, args.webhook_fields
+local one_line = args.one_line
 
 local function check_options(opts)
   if type(opts) ~= "table" then argerror(1, "new", "table expected, got " .. type(opts)) end
@@ -58,7 +59,7 @@ local function check_options(opts)
   -- Nothing user-supplied may add a header or split a request line.
   for _, k in ipairs(ONE_LINE) do
     local v = opts[k]
-    if v and (v:find("[\r\n]") or v:find("\0", 1, true)) then
+    if v and not one_line(v) then
       argerror(1, "new", ("'%s' must not contain CR, LF or NUL"):format(k))
     end
   end
