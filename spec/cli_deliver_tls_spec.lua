@@ -1,8 +1,9 @@
 -- `thinkific deliver` over https verifies the server before sending anything (libcurl does):
 -- the chain against --ca-file, $CURL_CA_BUNDLE, $SSL_CERT_FILE or libcurl's own bundle, and
--- the host name against the certificate. The receivers are sandboxes serving https with self-signed certificates made
--- at test time; each delivery goes to POST /sandbox/events, which records the envelope, so
--- whether anything arrived is read back from the API. The command is Lua 5.4 (#lua54).
+-- the host name against the certificate. The receivers are sandboxes serving https with
+-- self-signed certificates made at test time; each delivery goes to POST /sandbox/events,
+-- which records the envelope, so whether anything arrived is read back from the API. The
+-- command is Lua 5.4 (#lua54).
 local helper = require("spec.helper")
 local socket = require("socket")
 local thinkific = require("thinkific")

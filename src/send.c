@@ -31,7 +31,7 @@ static int one_line(const char *s, size_t len) {
 
 /* opts[name]: a string without CR, LF or NUL; NULL when optional and absent. */
 static const char *string_field(lua_State *L, const char *name, int optional) {
-  size_t len;
+  size_t len = 0;
   const char *s = NULL;
   lua_getfield(L, 1, name);
   if (optional && lua_isnil(L, -1)) return NULL;

@@ -72,7 +72,8 @@ local function check_options(opts)
     argerror(1, "new", "'base_url' must start with http:// or https://")
   end
   for _, k in ipairs{ "timeout", "connect_timeout", "max_response_size" } do
-    if opts[k] and not (opts[k] > 0) then
+    local v = opts[k]
+    if v and (v ~= v or v <= 0) then -- NaN too
       argerror(1, "new", ("'%s' must be a positive number"):format(k))
     end
   end

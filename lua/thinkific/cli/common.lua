@@ -154,9 +154,9 @@ end
 -- One request of a command that sends on its own (deliver, sandbox trigger) through
 -- core.send: opts as core.send takes them; over https the CA bundle from --ca-file or the
 -- environment (M.ca_file, read before anything is sent). Returns the status and the body of
--- the answer; or nil and one line: the CA file's problem, or "POST URL: why" with the URL as M.shown_url gives
--- it, naming --timeout when it ran out and --ca-file as the fix of a certificate that cannot
--- be verified.
+-- the answer; or nil and one line: the CA file's problem, or "POST URL: why" with the URL as
+-- M.shown_url gives it, naming --timeout when it ran out and --ca-file as the fix of a
+-- certificate that cannot be verified.
 function M.send(opts, ca_option, getenv)
   local ca_from
   if opts.url:lower():find("^https:") then
