@@ -65,32 +65,11 @@ static int client_tostring(lua_State *L) {
   return 1;
 }
 
-/* Copies settings[name] into the user value table at uv: a string that reaches the wire (or a
- * file name), so without CR, LF or NUL; nil only when optional. */
+/* Copies settings[name], a string without CR, LF or NUL, into the user value table at uv. */
 static const char *wire_string(lua_State *L, int uv, const char *name, int optional) {
-  size_t len = 0;
-  const char *s = NULL;
-  lua_getfield(L, 1, name);
-  if (optional && lua_isnil(L, -1)) {
-    lua_pop(L, 1);
-    return NULL;
-  }
-  if (lua_type(L, -1) == LUA_TSTRING) s = lua_tolstring(L, -1, &len);
-  /* Nothing may add a header or split a request line. */
-  if (s == NULL || strcspn(s, "\r\n") != len || strlen(s) != len)
-    luaL_argerror(L, 1, lua_pushfstring(L, "'%s' must be a string without CR, LF or NUL", name));
+  const char *s = tk_check_line_field(L, 1, name, optional);
   lua_setfield(L, uv, name);
   return s;
-}
-
-static double positive(lua_State *L, const char *name) {
-  double v;
-  lua_getfield(L, 1, name);
-  v = lua_tonumber(L, -1);
-  if (lua_type(L, -1) != LUA_TNUMBER || !(v > 0))
-    luaL_argerror(L, 1, lua_pushfstring(L, "'%s' must be a positive number", name));
-  lua_pop(L, 1);
-  return v;
 }
 
 /* core.new_client{ authorization, user_agent, subdomain, base_url, ca_file, verify_tls,
@@ -117,9 +96,9 @@ static int l_new_client(lua_State *L) {
   base = wire_string(L, uv, "base_url", 0);
   luaL_argcheck(L, strncmp(base, "http://", 7) == 0 || strncmp(base, "https://", 8) == 0, 1,
                 "'base_url' must start with http:// or https://");
-  c->timeout = positive(L, "timeout");
-  c->connect_timeout = positive(L, "connect_timeout");
-  c->max_response = (size_t)positive(L, "max_response_size");
+  c->timeout = tk_check_positive_field(L, 1, "timeout", 0);
+  c->connect_timeout = tk_check_positive_field(L, 1, "connect_timeout", 0);
+  c->max_response = (size_t)tk_check_positive_field(L, 1, "max_response_size", 0);
   lua_getfield(L, 1, "verify_tls");
   c->verify_tls = lua_toboolean(L, -1);
   lua_pop(L, 1);

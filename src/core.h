@@ -31,6 +31,13 @@ void tk_set_string(lua_State *L, const char *field, const char *value);
 void tk_set_lstring(lua_State *L, const char *field, const char *value, size_t len);
 void tk_set_integer(lua_State *L, const char *field, long long value);
 void tk_set_bool(lua_State *L, const char *field, int value);
+/* fields.c: whether the len bytes at s hold no CR, LF or NUL (may go into a header line). */
+int tk_one_line(const char *s, size_t len);
+/* fields.c: t[field] of the settings table at stack index arg, or "bad argument #arg": a string
+ * without CR, LF or NUL (nothing it goes into can gain a header line), left on the stack; a
+ * positive number. When optional and absent: NULL (nil left on the stack), 0. */
+const char *tk_check_line_field(lua_State *L, int arg, const char *field, int optional);
+double tk_check_positive_field(lua_State *L, int arg, const char *field, int optional);
 
 /* number.c, the one home of the integer rule (lua/thinkific/integer.lua is Lua's).
  * 2^53: every integer up to it is exact in a double; beyond, doubles skip integers. */

@@ -24,37 +24,6 @@ static int send_gc(lua_State *L) {
   return 0;
 }
 
-/* Whether the len bytes at s hold no CR, LF or NUL (nothing may add a header line). */
-static int one_line(const char *s, size_t len) {
-  return strcspn(s, "\r\n") == len && strlen(s) == len;
-}
-
-/* opts[name]: a string without CR, LF or NUL; NULL when optional and absent. */
-static const char *string_field(lua_State *L, const char *name, int optional) {
-  size_t len = 0;
-  const char *s = NULL;
-  lua_getfield(L, 1, name);
-  if (optional && lua_isnil(L, -1)) return NULL;
-  if (lua_type(L, -1) == LUA_TSTRING) s = lua_tolstring(L, -1, &len);
-  if (s == NULL || !one_line(s, len))
-    luaL_argerror(L, 1, lua_pushfstring(L, "'%s' must be a string without CR, LF or NUL", name));
-  return s; /* stays on the stack */
-}
-
-static double number_field(lua_State *L, const char *name, int optional) {
-  double v;
-  lua_getfield(L, 1, name);
-  if (optional && lua_isnil(L, -1)) {
-    lua_pop(L, 1);
-    return 0;
-  }
-  v = lua_tonumber(L, -1);
-  if (lua_type(L, -1) != LUA_TNUMBER || !(v > 0))
-    luaL_argerror(L, 1, lua_pushfstring(L, "'%s' must be a positive number", name));
-  lua_pop(L, 1);
-  return v;
-}
-
 /* The request headers {name = value} as libcurl's list, with "Expect:" (no 100-continue
  * round trip); an empty value is sent as such ("Name;" in libcurl's words). */
 static void add_headers(lua_State *L, send_box *s) {
@@ -74,7 +43,7 @@ static void add_headers(lua_State *L, send_box *s) {
       name = lua_tolstring(L, -2, &nlen);
       value = lua_tolstring(L, -1, &vlen);
       /* Not quoted in the message: the bytes could be anything. */
-      if (nlen == 0 || !one_line(name, nlen) || strchr(name, ':') || !one_line(value, vlen))
+      if (nlen == 0 || !tk_one_line(name, nlen) || strchr(name, ':') || !tk_one_line(value, vlen))
         luaL_argerror(L, 1, "header names and values must be single lines without NUL (and "
                             "names without ':')");
       more = curl_slist_append(s->headers,
@@ -106,15 +75,15 @@ static int l_send(lua_State *L) {
   memset(s, 0, sizeof *s);
   luaL_setmetatable(L, SEND_MT);
 
-  method = string_field(L, "method", 0);                   /* 3 */
-  url = string_field(L, "url", 0);                         /* 4 */
-  o.ca_file = string_field(L, "ca_file", 1);               /* 5 */
+  method = tk_check_line_field(L, 1, "method", 0);         /* 3 */
+  url = tk_check_line_field(L, 1, "url", 0);               /* 4 */
+  o.ca_file = tk_check_line_field(L, 1, "ca_file", 1);     /* 5 */
   lua_getfield(L, 1, "body");                              /* 6 */
   luaL_argcheck(L, lua_isnil(L, 6) || lua_type(L, 6) == LUA_TSTRING, 1, "'body' must be a string");
   body = lua_tolstring(L, 6, &blen);
-  o.timeout = number_field(L, "timeout", 0);
-  o.connect_timeout = number_field(L, "connect_timeout", 1);
-  o.max_response = (size_t)number_field(L, "max_response_size", 0);
+  o.timeout = tk_check_positive_field(L, 1, "timeout", 0);
+  o.connect_timeout = tk_check_positive_field(L, 1, "connect_timeout", 1);
+  o.max_response = (size_t)tk_check_positive_field(L, 1, "max_response_size", 0);
   o.verify_tls = 1;
   add_headers(L, s);
 

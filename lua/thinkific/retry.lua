@@ -8,7 +8,6 @@ local response = core.response
 local make_error = core.error
 local is_error = core.is_error
 local random, min, max = math.random, math.min, math.max
-local DEFAULT_SLEEP = core.sleep
 
 local _M = {}
 
@@ -64,7 +63,7 @@ end
 -- nil, err; attempts go on until a value, a final error, or the retries run out.
 -- Returns value, nil, attempts, status | nil, err (err.attempts set).
 function _M.run(state, method, exchange, ...)
-  local sleep, retries, cap = state.sleep or DEFAULT_SLEEP, state.retries, state.max_retry_wait
+  local sleep, retries, cap = state.sleep or core.sleep, state.retries, state.max_retry_wait
   local unanswered = false
   local attempt = 0
   while true do
@@ -93,7 +92,7 @@ end
 -- items settled (a value, or an error that will not be retried).
 -- Returns results, errs: results[i] the value or false, errs[i] the error (err.attempts set).
 function _M.rounds(state, method, n, slice, attempt, progress)
-  local sleep, retries, cap = state.sleep or DEFAULT_SLEEP, state.retries, state.max_retry_wait
+  local sleep, retries, cap = state.sleep or core.sleep, state.retries, state.max_retry_wait
   local results, errs = {}, {}
   local pending, count = nil, n
   local round, done = 0, 0
