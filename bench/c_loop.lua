@@ -10,8 +10,8 @@ end
 -- method); the documented defaults when that is not available. Returns headers, sorted names.
 function _M.library_headers(client, path, id, api_key, version)
   local headers
-  if type(client._request) == "function" then
-    local ok, request = pcall(client._request, client, "GET", path, id)
+  if type(client._build_request) == "function" then
+    local ok, request = pcall(client._build_request, client, "GET", path, id)
     if ok and type(request) == "table" and type(request.headers) == "table" then
       headers = request.headers
     end

@@ -61,6 +61,8 @@ describe("thinkific deliver (http) #lua54", function()
     if receiver then receiver:stop() end
   end)
 
+  local REFUSED = "POST http://127%.0%.0%.1:%d+/hooks: [^\n]*%(Connection refused%)"
+
   -- What the receiver's router accepted so far: a list of {event, topic, subdomain}.
   local function received()
     local list = {}
@@ -175,10 +177,10 @@ describe("thinkific deliver (http) #lua54", function()
       { url, helper.write(dir, "bad.json", "{not json"), "[^\n]*/bad%.json: [^\n]*%(decode%)" },
       { url, dir .. "/missing.json", "[^\n]*/missing%.json" },
       { "http://127.0.0.1:" .. helper.closed_port() .. "/hooks",
-        helper.write(dir, "ok.json", "{}"), "POST http://127%.0%.0%.1:%d+/hooks: connection refused" },
+        helper.write(dir, "ok.json", "{}"), REFUSED },
       -- The query (a token, say) and any user information stay out of the message.
       { "http://user:pw@127.0.0.1:" .. helper.closed_port() .. "/hooks?token=abc",
-        helper.write(dir, "ok.json", "{}"), "POST http://127%.0%.0%.1:%d+/hooks: connection refused" },
+        helper.write(dir, "ok.json", "{}"), REFUSED },
     }
     for _, case in ipairs(cases) do
       local code, out, err = run({ "deliver", case[1], "--topic", "order.created",
@@ -186,7 +188,19 @@ describe("thinkific deliver (http) #lua54", function()
       assert.are.equal(1, code, case[1])
       assert.are.equal("", out)
       assert.matches("^thinkific deliver: " .. case[3] .. "[^\n]*\n$", err)
+      assert.is_nil(err:find("token=abc", 1, true), err)
+      assert.is_nil(err:find("pw@", 1, true), err)
     end
+  end)
+
+  it("refuses a THINKIFIC_SUBDOMAIN that would add a header (exit 2, nothing sent)", function()
+    local logged = #wait_log(0)
+    local payload = helper.write(dir, "ok.json", "{}")
+    local code, out, err = run({ "deliver", url, "--topic", "order.created", "--payload", payload },
+      { THINKIFIC_SUBDOMAIN = "acme\r\nX-Evil: 1" })
+    assert.are.same({ 2, "", "thinkific deliver: THINKIFIC_SUBDOMAIN must not contain CR, LF or NUL\n" },
+      { code, out, err })
+    assert.are.equal(logged, #log_lines())
   end)
 
   it("--timeout bounds the whole request: a silent server and a slow one", function()

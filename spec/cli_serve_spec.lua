@@ -370,8 +370,9 @@ describe("thinkific sandbox trigger #lua54", function()
     local port = helper.closed_port()
     local code, out, err = run({ "sandbox", "trigger", "order.created" },
       { THINKIFIC_BASE_URL = "http://127.0.0.1:" .. port .. "/api/v2" })
-    assert.are.same({ 1, "", "thinkific sandbox trigger: POST http://127.0.0.1:" .. port
-      .. "/sandbox/trigger: connection refused (is the sandbox running?)\n" }, { code, out, err })
+    assert.are.same({ 1, "" }, { code, out })
+    assert.matches("^thinkific sandbox trigger: POST http://127%.0%.0%.1:" .. port
+      .. "/sandbox/trigger: [^\n]*%(Connection refused%) %(is the sandbox running%?%)\n$", err)
     -- A server that is no sandbox (the receiver refuses an unsigned POST).
     code, out, err = run({ "sandbox", "trigger", "order.created", "--sandbox", hooks })
     assert.are.same({ 1, "" }, { code, out })
@@ -456,8 +457,8 @@ describe("thinkific sandbox trigger, https #lua54", function()
       else
         assert.are.same({ 1, "" }, { code, out }, "case " .. i)
         assert.matches("^thinkific sandbox trigger: [^\n]+\n$", err)
-        assert.is_truthy(err:find("POST " .. root .. "/sandbox/trigger: TLS: the server's "
-          .. "certificate is not trusted", 1, true), err)
+        assert.is_truthy(err:find("POST " .. root .. "/sandbox/trigger: SSL certificate problem: "
+          .. "self-signed certificate; the CA bundle from ", 1, true), err)
       end
     end
   end)

@@ -41,6 +41,40 @@ describe("signatures #memory", function()
     end
   end)
 
+  -- The cache of keyed contexts is per Lua state, and this one's is full after the test above:
+  -- a fresh Lua 5.4 state does the signing. A cached secret's context stays in the Lua heap
+  -- after a full collection (only the first sign adds it); an uncached one leaves nothing.
+  -- Any string may be a secret: "n" once shared its slot with the cache's count, so that
+  -- secret was never cached and 64 signs with it stopped the caching of every new secret.
+  it("cache any secret, \"n\" too, and keep caching new ones after many signs with it", function()
+    local script = [[
+      local sign = require("thinkific.core").sign
+      local function kept(secret) -- bytes still held after 10 signs and a full collection
+        collectgarbage(); collectgarbage()
+        local before = collectgarbage("count")
+        for _ = 1, 10 do sign("body", secret) end
+        collectgarbage(); collectgarbage()
+        return math.floor((collectgarbage("count") - before) * 1024)
+      end
+      kept("other")
+      local out = { kept("n"), kept("n") }
+      for _ = 1, 70 do sign("body", "n") end
+      out[3], out[4] = kept("fresh"), kept("fresh")
+      print(table.concat(out, " "))
+    ]]
+    local quote = require("thinkific.sandbox.process").quote
+    local path, cpath = helper.lua54_paths()
+    local out, status = helper.capture(("LUA_PATH_5_4=%s LUA_CPATH_5_4=%s lua5.4 -e %s"):format(
+      quote(path), quote(cpath), quote(script)))
+    assert.are.equal(0, status, out)
+    local n1, n2, fresh1, fresh2 = out:match("^(%d+) (%d+) (%d+) (%d+)\n$")
+    assert.is_truthy(n1, out)
+    assert.is_true(tonumber(n1) > 0, "secret \"n\" not cached: " .. out)
+    assert.are.equal("0", n2, "secret \"n\" cached again: " .. out)
+    assert.is_true(tonumber(fresh1) > 0, "a new secret not cached after signs with \"n\": " .. out)
+    assert.are.equal("0", fresh2, out)
+  end)
+
   it("sign bodies with NUL bytes and empty bodies", function()
     assert.are.equal(64, #thinkific.sign("", "k"))
     assert.are_not.equal(thinkific.sign("a\0b", "k"), thinkific.sign("a\0c", "k"))

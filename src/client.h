@@ -1,28 +1,10 @@
-/* The thinkific.Client userdata, shared by client.c (options, requests) and
- * transport_curl.c (the libcurl attempt). */
+/* The thinkific.Client userdata and its C methods. client.c defines the type (options,
+ * lifetime) and registers the methods below in its one method table; each is defined in the
+ * file named beside it. */
 #ifndef THINKIFIC_CLIENT_H
 #define THINKIFIC_CLIENT_H
 
-#include <curl/curl.h>
-#include "core.h"
-
-typedef struct {
-  char *data;
-  size_t len, cap;
-} tk_membuf;
-
-/* One easy handle and its response buffers (owned by the client, so an error cannot leak
- * them). The callbacks get a tk_xfer and only copy bytes into it. */
-typedef struct {
-  CURL *easy;                  /* created on first use, reused for keep-alive */
-  tk_membuf body, head;        /* the current response */
-  size_t limit;                /* the client's max_response */
-  int overflow;                /* a callback stopped at the limit */
-  long index;                  /* transport_multi.c: the list index in flight, 0 when idle */
-  tk_membuf url;               /* ... the URL in flight, '\0'-terminated */
-  size_t path_at;              /* ... where its path starts */
-  char errbuf[CURL_ERROR_SIZE];
-} tk_xfer;
+#include "transfer.h"
 
 #define TK_MAX_CONCURRENCY 64
 
@@ -39,21 +21,28 @@ typedef struct {
   double timeout, connect_timeout;
 } tk_client;
 
-/* The open client at idx, or a Lua error naming the closed object. */
-tk_client *tk_check_client(lua_State *L, int idx);
-/* From (method, path, id, query, body) at stack positions 2..6 and the user value table at
- * uv, pushes the URL, the escaped path without the query, and the JSON body text or nil. */
-void tk_push_prepared(lua_State *L, int uv);
-/* transport_curl.c, shared with transport_multi.c: the options of every easy handle of the
- * client (callbacks writing into x); the header lists; headers of an answer as a table; the
- * error of a failed transfer (pushes nil, err); a tk_xfer's buffers and handle freed. */
-void tk_setup_easy(lua_State *L, tk_client *c, CURL *e, tk_xfer *x);
-void tk_ensure_headers(lua_State *L, tk_client *c);
-void tk_push_headers(lua_State *L, const tk_membuf *head);
-int tk_transfer_error(lua_State *L, tk_xfer *x, CURLcode rc, int method, int path);
-void tk_xfer_release(tk_xfer *x);
+/* The C methods (client:name(...)): */
+/* request.c: _build_request(method, path, id, query, body) -> request, path */
+int tk_client_build_request(lua_State *L);
+/* transport_curl.c: _exchange(method, path, id, query, body, want_object) */
+int tk_client_exchange(lua_State *L);
+/* transport_multi.c: _exchange_many(ids, concurrency) -> out, failures */
+int tk_client_exchange_many(lua_State *L);
 
-/* Frees everything the client holds; safe to call twice. */
-void tk_client_release(tk_client *c);
+/* client.c: the open client at idx, or a Lua error naming the closed object. */
+tk_client *tk_check_client(lua_State *L, int idx);
+
+/* request.c: from (method, path, id, query, body) at stack positions 2..6 and the user value
+ * table at uv, pushes the URL, the escaped path without the query, and the JSON body text or
+ * nil. Percent-encoding of one path segment or query value (bytes outside A-Z a-z 0-9 - _ ~)
+ * into a buffer, or into out, which has room for 3 * len bytes (returns the bytes written). */
+void tk_push_prepared(lua_State *L, int uv);
+void tk_add_escaped(luaL_Buffer *b, const char *s, size_t len);
+size_t tk_escape(char *out, const char *s, size_t len);
+
+/* transport_curl.c, shared with transport_multi.c: sets up an easy handle of the client (at
+ * stack position 1) writing into x; builds the client's two header lists once. */
+void tk_client_setup_easy(lua_State *L, tk_client *c, CURL *e, tk_xfer *x);
+void tk_ensure_headers(lua_State *L, tk_client *c);
 
 #endif

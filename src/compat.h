@@ -52,8 +52,8 @@ static inline void tk_setfuncs(lua_State *L, const luaL_Reg *l, int nup) {
 #define tk_getuservalue(L, i) lua_getiuservalue((L), (i), 1)
 #endif
 
-/* Pushes a whole number: an integer where Lua has them, else a float. */
-static inline void tk_pushwhole(lua_State *L, long long n) {
+/* Pushes an integer: of the integer subtype where Lua has one, else a float. */
+static inline void tk_push_integer(lua_State *L, long long n) {
 #if TK_HAS_INTEGERS
   lua_pushinteger(L, (lua_Integer)n);
 #else

@@ -11,24 +11,43 @@
 #define TK_MAX_DEPTH 1000
 #define TK_ERROR_BODY_MAX 4096
 
-/* Each file registers its functions into the module table at the top of the stack. */
+/* Each file registers its functions into the module table at the top of the stack; none
+ * depends on another having run first. */
 void tk_error_open(lua_State *L);
+void tk_clock_open(lua_State *L);
 void tk_json_decode_open(lua_State *L);
 void tk_json_encode_open(lua_State *L);
-void tk_util_open(lua_State *L);
-void tk_client_open(lua_State *L);
-void tk_transport_curl_open(lua_State *L);
-void tk_transport_multi_open(lua_State *L);
 void tk_response_open(lua_State *L);
+void tk_transfer_open(lua_State *L);
+void tk_client_open(lua_State *L);
+void tk_send_open(lua_State *L);
 void tk_hmac_open(lua_State *L);
 
-/* Pushes a new error table {kind = kind, message = message} with the error metatable. */
+/* error.c: pushes a new error table {kind = kind, message = message} with the error metatable. */
 void tk_push_error(lua_State *L, const char *kind, const char *message);
-/* Sets t[field] = value on the table at the top of the stack. */
+
+/* fields.c: sets t[field] = value on the table at the top of the stack. */
 void tk_set_string(lua_State *L, const char *field, const char *value);
 void tk_set_lstring(lua_State *L, const char *field, const char *value, size_t len);
-void tk_set_whole(lua_State *L, const char *field, long long value);
+void tk_set_integer(lua_State *L, const char *field, long long value);
 void tk_set_bool(lua_State *L, const char *field, int value);
+/* fields.c: whether the len bytes at s hold no CR, LF or NUL (may go into a header line). */
+int tk_one_line(const char *s, size_t len);
+/* fields.c: t[field] of the settings table at stack index arg, or "bad argument #arg": a string
+ * without CR, LF or NUL (nothing it goes into can gain a header line), left on the stack; a
+ * positive number. When optional and absent: NULL (nil left on the stack), 0. */
+const char *tk_check_line_field(lua_State *L, int arg, const char *field, int optional);
+double tk_check_positive_field(lua_State *L, int arg, const char *field, int optional);
+
+/* number.c, the one home of the integer rule (lua/thinkific/integer.lua is Lua's).
+ * 2^53: every integer up to it is exact in a double; beyond, doubles skip integers. */
+#define TK_MAX_EXACT 9007199254740992.0
+/* Whether n has an integral value within +-2^53 (so it prints exactly as an integer). */
+int tk_integral(lua_Number n);
+/* The text of the id at idx: a string as it is, an integer (or an integral float within
+ * +-2^53) with every digit, written into num; NULL for anything else. *len gets its length. */
+#define TK_ID_TEXT_SIZE 32
+const char *tk_id_text(lua_State *L, int idx, char num[TK_ID_TEXT_SIZE], size_t *len);
 
 /* Decodes the JSON string at idx into a Lua value pushed on the stack (1), or pushes an
  * error message (0). */
@@ -40,12 +59,7 @@ int tk_push_result(lua_State *L, long status, int body_idx, int headers, int wan
 /* Encodes the value at idx as JSON and pushes the text (1), or pushes an error message (0). */
 int tk_json_encode(lua_State *L, int idx);
 
-/* Percent-encodes one path segment into the buffer (bytes outside A-Z a-z 0-9 - _ ~); or into
- * out, which has room for 3 * len bytes, returning the bytes written. */
-void tk_add_escaped(luaL_Buffer *b, const char *s, size_t len);
-size_t tk_escape(char *out, const char *s, size_t len);
-
-/* Wall-clock seconds since the epoch (float) and monotonic seconds. */
+/* clock.c: wall-clock seconds since the epoch (float) and monotonic seconds. */
 double tk_wall_time(void);
 double tk_monotonic_time(void);
 

@@ -4,26 +4,6 @@
 #include <string.h>
 #include "core.h"
 
-void tk_set_string(lua_State *L, const char *field, const char *value) {
-  lua_pushstring(L, value);
-  lua_setfield(L, -2, field);
-}
-
-void tk_set_lstring(lua_State *L, const char *field, const char *value, size_t len) {
-  lua_pushlstring(L, value, len);
-  lua_setfield(L, -2, field);
-}
-
-void tk_set_whole(lua_State *L, const char *field, long long value) {
-  tk_pushwhole(L, value);
-  lua_setfield(L, -2, field);
-}
-
-void tk_set_bool(lua_State *L, const char *field, int value) {
-  lua_pushboolean(L, value);
-  lua_setfield(L, -2, field);
-}
-
 void tk_push_error(lua_State *L, const char *kind, const char *message) {
   lua_createtable(L, 0, 8);
   tk_set_string(L, "kind", kind);

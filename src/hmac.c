@@ -12,11 +12,13 @@
 
 #define DIGEST_LEN 32
 #define MAX_CACHED_KEYS 64
-#define KEYS_KEY "thinkific.hmac_keys" /* registry: secret -> keyed context box */
+#define KEYS_KEY "thinkific.hmac_keys" /* registry: secret -> keyed context box, nothing else */
 #define MAC_KEY "thinkific.hmac_mac"   /* registry: the fetched HMAC algorithm box */
 
+/* The count of cached keys lives here, apart from the keys: any string may be a secret. */
 typedef struct {
   EVP_MAC *mac;
+  int cached;
 } mac_box;
 
 typedef struct {
@@ -48,17 +50,14 @@ static EVP_MAC_CTX *keyed_context(lua_State *L, int key) {
   if (lua_type(L, -1) == LUA_TUSERDATA) {
     ctx = ((ctx_box *)lua_touserdata(L, -1))->ctx;
   } else {
-    lua_Integer n;
-    lua_getfield(L, keys, "n");
-    n = lua_tointeger(L, -1);
-    if (n < MAX_CACHED_KEYS) {
+    mac_box *m;
+    lua_getfield(L, LUA_REGISTRYINDEX, MAC_KEY);
+    m = (mac_box *)lua_touserdata(L, -1);
+    if (m && m->mac && m->cached < MAX_CACHED_KEYS) {
       size_t klen;
       const char *k = lua_tolstring(L, key, &klen);
-      mac_box *m;
       ctx_box *b;
       OSSL_PARAM params[2];
-      lua_getfield(L, LUA_REGISTRYINDEX, MAC_KEY);
-      m = (mac_box *)lua_touserdata(L, -1);
       /* The box first, so that a Lua error can never leak the context. */
       b = (ctx_box *)lua_newuserdatauv(L, sizeof *b, 0);
       b->ctx = NULL;
@@ -66,7 +65,7 @@ static EVP_MAC_CTX *keyed_context(lua_State *L, int key) {
       lua_pushcfunction(L, ctx_gc);
       lua_setfield(L, -2, "__gc");
       lua_setmetatable(L, -2);
-      if (m && m->mac) b->ctx = EVP_MAC_CTX_new(m->mac);
+      b->ctx = EVP_MAC_CTX_new(m->mac);
       params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0);
       params[1] = OSSL_PARAM_construct_end();
       if (b->ctx && EVP_MAC_init(b->ctx, (const unsigned char *)k, klen, params)) {
@@ -74,8 +73,7 @@ static EVP_MAC_CTX *keyed_context(lua_State *L, int key) {
         lua_pushvalue(L, key);
         lua_pushvalue(L, -2);
         lua_rawset(L, keys); /* keys[secret] = box */
-        lua_pushinteger(L, n + 1);
-        lua_setfield(L, keys, "n");
+        m->cached++;
       }
     }
   }
@@ -187,6 +185,7 @@ void tk_hmac_open(lua_State *L) {
   static const luaL_Reg fns[] = {{"sign", l_sign}, {"verify", l_verify}, {NULL, NULL}};
   mac_box *m = (mac_box *)lua_newuserdatauv(L, sizeof *m, 0);
   m->mac = NULL;
+  m->cached = 0;
   lua_newtable(L);
   lua_pushcfunction(L, mac_gc);
   lua_setfield(L, -2, "__gc");

@@ -6,14 +6,13 @@
 #include <math.h>
 #include "core.h"
 
-#define TK_MAX_EXACT 9007199254740992.0 /* 2^53 */
-
 /* Where the registry keeps our private cjson instance's decode function. */
 #define DECODE_KEY "thinkific.cjson_decode"
 
 #if TK_HAS_INTEGERS
+/* tk_integral, but for +-2^53 itself, which 2^53 + 1 rounds to on its way through a double. */
 static int integral(lua_Number n) {
-  return n > -TK_MAX_EXACT && n < TK_MAX_EXACT && n == floor(n);
+  return tk_integral(n) && fabs(n) < TK_MAX_EXACT;
 }
 
 /* Rewrites integral floats of the table at idx (absolute) and of every nested table.

@@ -1,5 +1,6 @@
 /* Lua to JSON, written here rather than through lua-cjson 2.1.0, which prints integers of 15+
- * digits in exponent form. Integers (and integral floats within +-2^53) are written exactly.
+ * digits in exponent form. Integers (and integral floats within +-2^53, tk_integral) are written
+ * exactly.
  * The output grows in a Lua userdata at a fixed stack slot, so a Lua error (out of memory)
  * can never leak it. */
 #include <math.h>
@@ -91,7 +92,7 @@ static void encode_number(Out *o, int idx) {
       o->err = "cannot encode NaN or infinity as JSON";
       return;
     }
-    if (d == floor(d) && fabs(d) < 9007199254740992.0) {
+    if (tk_integral(d)) {
       n = snprintf(num, sizeof num, "%.0f", d);
       out_add(o, num, (size_t)n);
       return;

@@ -71,7 +71,7 @@ static double retry_after(lua_State *L, int headers) {
       char *end;
       double n = strtod(v, &end);
       if (end != v && *end == '\0' && n >= 0) {
-        /* Thinkific's pages disagree on the unit: judge by size (fact sheet). */
+        /* Thinkific's pages disagree on the unit: judge by size (doc/API.md, retry_after). */
         if (n >= 1e12)
           wait = n / 1000 - now;
         else if (n >= 1e9)
@@ -229,7 +229,7 @@ static void set_origin(lua_State *L, int method, int path) {
 /* Fields every error about an answer has: status, sent, the body (truncated), the origin. */
 static void set_answer(lua_State *L, long status, const char *body, size_t len, int method,
                        int path) {
-  tk_set_whole(L, "status", status);
+  tk_set_integer(L, "status", status);
   tk_set_bool(L, "sent", 1);
   tk_set_lstring(L, "body", body, len > TK_ERROR_BODY_MAX ? TK_ERROR_BODY_MAX : len);
   set_origin(L, method, path);

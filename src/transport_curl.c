@@ -1,81 +1,19 @@
-/* One HTTP attempt over libcurl on the client's reused easy handle (keep-alive).
- * The callbacks only copy bytes into C buffers owned by the client or return an abort code;
- * nothing calls Lua or raises while libcurl is on the stack. */
-#include <ctype.h>
+/* One API call's attempt over libcurl on the client's reused easy handle (keep-alive), and
+ * what the client's easy handles share: their options and their header lists, built once. */
 #include <stdlib.h>
 #include <string.h>
 #include "client.h"
 
-static int membuf_add(tk_membuf *m, const char *p, size_t n) {
-  if (m->len + n > m->cap) {
-    size_t cap = m->cap ? m->cap : 1024;
-    char *bigger;
-    while (cap < m->len + n) cap *= 2;
-    bigger = (char *)realloc(m->data, cap);
-    if (!bigger) return 0;
-    m->data = bigger;
-    m->cap = cap;
-  }
-  memcpy(m->data + m->len, p, n);
-  m->len += n;
-  return 1;
-}
-
-static size_t on_body(char *p, size_t size, size_t n, void *ud) {
-  tk_xfer *c = (tk_xfer *)ud;
-  size_t bytes = size * n;
-  if (c->body.len + bytes > c->limit) {
-    c->overflow = 1;
-    return 0; /* aborts the transfer: CURLE_WRITE_ERROR */
-  }
-  return membuf_add(&c->body, p, bytes) ? bytes : 0;
-}
-
-static size_t on_header(char *p, size_t size, size_t n, void *ud) {
-  tk_xfer *c = (tk_xfer *)ud;
-  size_t bytes = size * n;
-  /* Keep only the last response's headers (after 100 Continue, for instance). */
-  if (bytes >= 5 && memcmp(p, "HTTP/", 5) == 0) c->head.len = 0;
-  if (c->head.len + bytes > 256 * 1024) {
-    c->overflow = 1;
-    return 0;
-  }
-  return membuf_add(&c->head, p, bytes) ? bytes : 0;
-}
-
-void tk_xfer_release(tk_xfer *x) {
-  if (x->easy) curl_easy_cleanup(x->easy);
-  x->easy = NULL;
-  free(x->body.data);
-  free(x->head.data);
-  free(x->url.data);
-  memset(&x->body, 0, sizeof x->body);
-  memset(&x->head, 0, sizeof x->head);
-  memset(&x->url, 0, sizeof x->url);
-}
-
-/* The options every easy handle of the client has; x receives the response. Needs the client
- * at stack position 1 (its user value holds ca_file). */
-void tk_setup_easy(lua_State *L, tk_client *c, CURL *e, tk_xfer *x) {
-  x->limit = c->max_response;
-  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L); /* a redirect must not carry the credential */
-  curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L);
-  curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-  curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
-  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-  curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
-  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-  curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
-  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
-  curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, c->verify_tls ? 1L : 0L);
-  curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, c->verify_tls ? 2L : 0L);
-  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(c->timeout * 1000 + 0.5));
-  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(c->connect_timeout * 1000 + 0.5));
+void tk_client_setup_easy(lua_State *L, tk_client *c, CURL *e, tk_xfer *x) {
+  tk_easy_options o;
+  o.timeout = c->timeout;
+  o.connect_timeout = c->connect_timeout;
+  o.max_response = c->max_response;
+  o.verify_tls = c->verify_tls;
   tk_getuservalue(L, 1);
   lua_getfield(L, -1, "ca_file");
-  if (lua_isstring(L, -1)) curl_easy_setopt(e, CURLOPT_CAINFO, lua_tostring(L, -1)); /* copied */
+  o.ca_file = lua_tostring(L, -1); /* NULL when none; libcurl copies it */
+  tk_setup_easy(e, x, &o);
   lua_pop(L, 2);
 }
 
@@ -85,7 +23,7 @@ static CURL *ensure_easy(lua_State *L, tk_client *c) {
   e = curl_easy_init();
   if (!e) return NULL;
   c->one.easy = e;
-  tk_setup_easy(L, c, e, &c->one);
+  tk_client_setup_easy(L, c, e, &c->one);
   return e;
 }
 
@@ -126,67 +64,6 @@ void tk_ensure_headers(lua_State *L, tk_client *c) {
   lua_pop(L, 1);
 }
 
-static const char *classify(CURLcode rc) {
-  switch (rc) {
-    case CURLE_OPERATION_TIMEDOUT:
-      return "timeout";
-    case CURLE_SSL_CONNECT_ERROR:
-    case CURLE_PEER_FAILED_VERIFICATION:
-    case CURLE_SSL_CERTPROBLEM:
-    case CURLE_SSL_CIPHER:
-    case CURLE_SSL_CACERT_BADFILE:
-    case CURLE_SSL_ISSUER_ERROR:
-    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-    case CURLE_SSL_INVALIDCERTSTATUS:
-    case CURLE_SSL_CRL_BADFILE:
-    case CURLE_SSL_ENGINE_NOTFOUND:
-    case CURLE_SSL_ENGINE_SETFAILED:
-    case CURLE_SSL_ENGINE_INITFAILED:
-    case CURLE_USE_SSL_FAILED:
-      return "tls";
-    default:
-      return "network";
-  }
-}
-
-/* Lower-cases the name and trims the value of each "Name: value" line into a table. */
-void tk_push_headers(lua_State *L, const tk_membuf *head) {
-  size_t i = 0;
-  int first = 1;
-  lua_newtable(L);
-  while (i < head->len) {
-    const char *line = head->data + i, *end = memchr(line, '\n', head->len - i);
-    size_t n = end ? (size_t)(end - line) : head->len - i;
-    const char *colon;
-    i += n + 1;
-    while (n > 0 && (line[n - 1] == '\r' || line[n - 1] == ' ')) n--;
-    colon = memchr(line, ':', n);
-    if (first || colon == NULL || colon == line || (size_t)(colon - line) > 128) {
-      first = 0; /* the status line */
-      continue;
-    }
-    {
-      char name[129];
-      const char *v = colon + 1;
-      size_t k, kl = (size_t)(colon - line);
-      for (k = 0; k < kl; k++) name[k] = (char)tolower((unsigned char)line[k]);
-      while (v < line + n && (*v == ' ' || *v == '\t')) v++;
-      lua_pushlstring(L, name, kl);
-      lua_pushvalue(L, -1);
-      lua_rawget(L, -3);
-      if (lua_isstring(L, -1)) { /* a repeated header: join as HTTP allows */
-        lua_pushliteral(L, ", ");
-        lua_pushlstring(L, v, (size_t)(line + n - v));
-        lua_concat(L, 3);
-      } else {
-        lua_pop(L, 1);
-        lua_pushlstring(L, v, (size_t)(line + n - v));
-      }
-      lua_rawset(L, -3);
-    }
-  }
-}
-
 enum { M_NONE, M_GET, M_POST, M_PUT, M_DELETE, M_OTHER };
 
 static int method_code(const char *m) {
@@ -215,35 +92,12 @@ static void set_method(CURL *e, tk_client *c, const char *method, int has_body) 
                    (code / 2 == M_POST || code / 2 == M_DELETE) ? 1L : 0L);
 }
 
-/* Pushes nil and the error of a failed transfer. */
-int tk_transfer_error(lua_State *L, tk_xfer *c, CURLcode rc, int method, int path) {
-  long sent_bytes = 0;
-  const char *kind = c->overflow ? "limit" : classify(rc);
-  curl_easy_getinfo(c->easy, CURLINFO_REQUEST_SIZE, &sent_bytes);
-  luaL_pushfail(L);
-  if (c->overflow) {
-    char msg[96];
-    snprintf(msg, sizeof msg, "the response is larger than the limit of %lu bytes",
-             (unsigned long)c->limit);
-    tk_push_error(L, kind, msg);
-  } else {
-    tk_push_error(L, kind, c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc));
-  }
-  /* Nothing written means the server never saw the request (refused, DNS, TLS). */
-  tk_set_bool(L, "sent", strcmp(kind, "tls") != 0 && sent_bytes > 0);
-  lua_pushvalue(L, method);
-  lua_setfield(L, -2, "method");
-  lua_pushvalue(L, path);
-  lua_setfield(L, -2, "path");
-  return 2;
-}
-
 /* client:_exchange(method, path, id, query, body, want_object)
  *   -> value, nil, status | nil, err
  * One attempt of the built-in libcurl transport: the request is built, sent and decoded
  * here, with no request or response table; response headers are read only for an error
  * (Retry-After and friends). */
-static int client_exchange(lua_State *L) {
+int tk_client_exchange(lua_State *L) {
   tk_client *c = tk_check_client(L, 1);
   const char *method, *url, *body;
   size_t blen = 0;
@@ -260,6 +114,10 @@ static int client_exchange(lua_State *L) {
     luaL_pushfail(L);
     tk_push_error(L, "network", "could not create a libcurl handle");
     tk_set_bool(L, "sent", 0);
+    lua_pushvalue(L, 2);
+    lua_setfield(L, -2, "method");
+    lua_pushvalue(L, 10);
+    lua_setfield(L, -2, "path");
     return 2;
   }
   tk_ensure_headers(L, c);
@@ -271,9 +129,7 @@ static int client_exchange(lua_State *L) {
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, body); /* alive on the stack during the call */
   }
 
-  c->one.body.len = c->one.head.len = 0;
-  c->one.overflow = 0;
-  c->one.errbuf[0] = '\0';
+  tk_xfer_reset(&c->one);
   rc = curl_easy_perform(e);
   if (body) curl_easy_setopt(e, CURLOPT_POSTFIELDS, (const char *)NULL); /* the string may go */
   if (rc != CURLE_OK) return tk_transfer_error(L, &c->one, rc, 2, 10);
@@ -292,14 +148,7 @@ static int client_exchange(lua_State *L) {
     }
     if (tk_push_result(L, status, 12, headers, lua_toboolean(L, 7), 2, 10) == 2) return 2;
     lua_pushnil(L);
-    tk_pushwhole(L, status);
+    tk_push_integer(L, status);
     return 3;
   }
-}
-
-void tk_transport_curl_open(lua_State *L) {
-  lua_getfield(L, -1, "client_methods");
-  lua_pushcfunction(L, client_exchange);
-  lua_setfield(L, -2, "_exchange");
-  lua_pop(L, 1);
 }

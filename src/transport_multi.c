@@ -2,47 +2,28 @@
  * by the client (created on first use, reused across calls for keep-alive). While transfers
  * are in flight nothing calls Lua or raises: an answer is decoded only after libcurl reports
  * it done and its handle is out of the multi handle. */
-#include <math.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "client.h"
 
-/* The text of the id at idx (checked beforehand: string or integer): a string as it is, a
- * number with every digit (num has room for 32 bytes). */
-static const char *id_text(lua_State *L, int idx, char *num, size_t *len) {
-  if (lua_type(L, idx) == LUA_TNUMBER) {
-    if (lua_isinteger(L, idx))
-      snprintf(num, 32, "%lld", (long long)lua_tointeger(L, idx));
-    else
-      snprintf(num, 32, "%.0f", (double)lua_tonumber(L, idx));
-    *len = strlen(num);
-    return num;
-  }
-  return lua_tolstring(L, idx, len); /* a string: alive in the list */
-}
+static const char EVENTS[] = "/events/";
 
-/* Pushes "/events/<escaped id>" for the id at idx. */
+/* Pushes "/events/<escaped id>" for the id at idx (checked beforehand). */
 static void push_event_path(lua_State *L, int idx) {
   luaL_Buffer b;
   size_t len;
-  char num[32];
-  const char *id = id_text(L, idx, num, &len);
+  char num[TK_ID_TEXT_SIZE];
+  const char *id = tk_id_text(L, idx, num, &len);
   luaL_buffinit(L, &b);
-  luaL_addstring(&b, "/events/");
+  luaL_addstring(&b, EVENTS);
   tk_add_escaped(&b, id, len);
   luaL_pushresult(&b);
 }
 
 static int valid_id(lua_State *L, int idx) {
-  if (lua_type(L, idx) == LUA_TSTRING) return lua_rawlen(L, idx) > 0;
-  if (lua_type(L, idx) == LUA_TNUMBER) {
-    lua_Number n;
-    if (lua_isinteger(L, idx)) return 1;
-    n = lua_tonumber(L, idx);
-    return n == floor(n) && fabs(n) <= 9007199254740992.0;
-  }
-  return 0;
+  size_t len;
+  char num[TK_ID_TEXT_SIZE];
+  return tk_id_text(L, idx, num, &len) != NULL && len > 0;
 }
 
 /* Takes back the handles an interrupted call (a Lua error while decoding) left in the multi
@@ -58,11 +39,10 @@ static void idle_pool(tk_client *c) {
 /* Writes base + "/events/<escaped id>" into the slot's URL buffer, so that a start costs no Lua
  * string; the path stays there for the errors of finish. 0 when out of memory. */
 static int build_url(lua_State *L, tk_xfer *x, const char *base, size_t blen, int idx) {
-  static const char events[] = "/events/";
   size_t len, need;
-  char num[32];
-  const char *id = id_text(L, idx, num, &len);
-  need = blen + sizeof events + 3 * len; /* with the '\0' */
+  char num[TK_ID_TEXT_SIZE];
+  const char *id = tk_id_text(L, idx, num, &len);
+  need = blen + sizeof EVENTS + 3 * len; /* with the '\0' */
   if (need > x->url.cap) {
     char *bigger = (char *)realloc(x->url.data, need);
     if (!bigger) return 0;
@@ -70,30 +50,41 @@ static int build_url(lua_State *L, tk_xfer *x, const char *base, size_t blen, in
     x->url.cap = need;
   }
   memcpy(x->url.data, base, blen);
-  memcpy(x->url.data + blen, events, sizeof events - 1);
-  x->url.len = blen + sizeof events - 1;
+  memcpy(x->url.data + blen, EVENTS, sizeof EVENTS - 1);
+  x->url.len = blen + sizeof EVENTS - 1;
   x->url.len += tk_escape(x->url.data + x->url.len, id, len);
   x->url.data[x->url.len] = '\0';
   x->path_at = blen;
   return 1;
 }
 
-/* Starts the transfer of list[i] on slot x; returns 0 when libcurl refuses. The handle's other
- * options (headers, GET, the slot as private data) were set when it was made. */
-static int start(lua_State *L, tk_client *c, tk_xfer *x, int list, const char *base, size_t blen,
-                 lua_Integer i) {
-  int ok;
-  lua_rawgeti(L, list, i);
-  ok = build_url(L, x, base, blen, lua_gettop(L));
-  lua_pop(L, 1);
-  if (!ok) luaL_error(L, "not enough memory"); /* idle_pool recovers at the next call */
-  curl_easy_setopt(x->easy, CURLOPT_URL, x->url.data); /* copied by libcurl */
-  x->body.len = x->head.len = 0;
-  x->overflow = 0;
-  x->errbuf[0] = '\0';
-  if (curl_multi_add_handle(c->multi, x->easy) != CURLM_OK) return 0;
-  x->index = (long)i;
+/* Makes the slot's easy handle on first use: the pool's handles only ever send these GETs, so
+ * their headers, method and private pointer are set once. 0 when libcurl cannot. */
+static int ensure_slot(lua_State *L, tk_client *c, tk_xfer *x) {
+  if (x->easy) return 1;
+  x->easy = curl_easy_init();
+  if (!x->easy) return 0;
+  tk_client_setup_easy(L, c, x->easy, x);
+  curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, c->hdr_plain);
+  curl_easy_setopt(x->easy, CURLOPT_HTTPGET, 1L);
+  curl_easy_setopt(x->easy, CURLOPT_PRIVATE, (void *)x);
   return 1;
+}
+
+/* Starts the transfer of list[i] on slot x; returns why it could not, or NULL. */
+static const char *start(lua_State *L, tk_client *c, tk_xfer *x, int list, const char *base,
+                         size_t blen, lua_Integer i) {
+  int built;
+  if (!ensure_slot(L, c, x)) return "could not create a libcurl handle";
+  lua_rawgeti(L, list, i);
+  built = build_url(L, x, base, blen, lua_gettop(L));
+  lua_pop(L, 1);
+  if (!built) return "out of memory building the URL";
+  curl_easy_setopt(x->easy, CURLOPT_URL, x->url.data); /* copied by libcurl */
+  tk_xfer_reset(x);
+  if (curl_multi_add_handle(c->multi, x->easy) != CURLM_OK) return "could not start a libcurl transfer";
+  x->index = (long)i;
+  return NULL;
 }
 
 /* Decodes the finished transfer of slot x (out of the multi handle) into out[x->index];
@@ -132,7 +123,8 @@ static int finish(lua_State *L, tk_xfer *x, CURLcode rc, int out, int method) {
   return pushed == 2;
 }
 
-/* A failure before anything was sent (no handle, libcurl refused it): out[i] = error. */
+/* A failure before anything was sent (no handle, libcurl refused it): out[i] = error, the
+ * shape of get_event's for the same failure. */
 static void fail_unsent(lua_State *L, int list, int out, int method, lua_Integer i,
                         const char *why) {
   int top = lua_gettop(L);
@@ -148,15 +140,29 @@ static void fail_unsent(lua_State *L, int list, int out, int method, lua_Integer
   lua_settop(L, top);
 }
 
+/* The client's pool and multi handle, made on first use; NULL, or why they cannot be. */
+static const char *ensure_multi(tk_client *c) {
+  if (!c->pool) {
+    c->pool = (tk_xfer *)calloc(TK_MAX_CONCURRENCY, sizeof *c->pool);
+    if (!c->pool) return "out of memory creating the transfer pool";
+  }
+  if (!c->multi) {
+    c->multi = curl_multi_init();
+    if (!c->multi) return "could not create a libcurl multi handle";
+  }
+  return NULL;
+}
+
 /* client:_exchange_many(ids, concurrency) -> out, failures
  * out[i] = the event (a table) or an error table (kind, status, message, sent, method, path),
  * for GET /events/<ids[i]>, at most `concurrency` transfers in flight; failures: how many
- * errors out holds (0 spares the Lua side a pass over out). */
-static int client_exchange_many(lua_State *L) {
+ * errors out holds (0 spares the Lua side a pass over out). A failure of libcurl itself is
+ * the error of each id it concerns, as for get_event: this never raises for it. */
+int tk_client_exchange_many(lua_State *L) {
   tk_client *c = tk_check_client(L, 1);
   lua_Integer n, i, next = 1, done = 0, conc, failures = 0;
   int active = 0, k, list = 2, uv, out, method;
-  const char *base;
+  const char *base, *why;
   size_t blen;
   luaL_checktype(L, 2, LUA_TTABLE);
   conc = luaL_checkinteger(L, 3);
@@ -177,22 +183,16 @@ static int client_exchange_many(lua_State *L) {
   out = lua_gettop(L);
   lua_pushliteral(L, "GET");
   method = lua_gettop(L);
-  if (n == 0) {
-    lua_pushvalue(L, out);
-    lua_pushinteger(L, 0);
-    return 2;
-  }
 
-  if (!c->pool) {
-    c->pool = (tk_xfer *)calloc(TK_MAX_CONCURRENCY, sizeof *c->pool);
-    if (!c->pool) return luaL_error(L, "out of memory creating the transfer pool");
+  why = n > 0 ? ensure_multi(c) : NULL;
+  if (why) {
+    for (i = 1; i <= n; i++) fail_unsent(L, list, out, method, i, why);
+    failures = n;
+    done = n;
+  } else if (n > 0) {
+    idle_pool(c);
+    curl_multi_setopt(c->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)conc);
   }
-  if (!c->multi) {
-    c->multi = curl_multi_init();
-    if (!c->multi) return luaL_error(L, "could not create a libcurl multi handle");
-  }
-  idle_pool(c);
-  curl_multi_setopt(c->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)conc);
 
   while (done < n) {
     int running = 0;
@@ -202,17 +202,9 @@ static int client_exchange_many(lua_State *L) {
     for (k = 0; k < conc && next <= n; k++) {
       tk_xfer *x = &c->pool[k];
       if (x->index > 0) continue;
-      if (!x->easy) {
-        x->easy = curl_easy_init();
-        if (x->easy) { /* the pool's handles only ever send these GETs */
-          tk_setup_easy(L, c, x->easy, x);
-          curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, c->hdr_plain);
-          curl_easy_setopt(x->easy, CURLOPT_HTTPGET, 1L);
-          curl_easy_setopt(x->easy, CURLOPT_PRIVATE, (void *)x);
-        }
-      }
-      if (!x->easy || !start(L, c, x, list, base, blen, next)) {
-        fail_unsent(L, list, out, method, next, "could not start a libcurl transfer");
+      why = start(L, c, x, list, base, blen, next);
+      if (why) {
+        fail_unsent(L, list, out, method, next, why);
         done++;
         failures++;
       } else {
@@ -240,11 +232,4 @@ static int client_exchange_many(lua_State *L) {
   lua_pushvalue(L, out);
   lua_pushinteger(L, failures);
   return 2;
-}
-
-void tk_transport_multi_open(lua_State *L) {
-  lua_getfield(L, -1, "client_methods");
-  lua_pushcfunction(L, client_exchange_many);
-  lua_setfield(L, -2, "_exchange_many");
-  lua_pop(L, 1);
 }

@@ -43,6 +43,11 @@ function _M.webhook_fields(fields, n, fname, prefix)
   return { topic = fields.topic, target_url = fields.target_url }
 end
 
+-- Whether the string s holds no CR, LF or NUL: it may go into a header or a request line.
+function _M.one_line(s)
+  return not (s:find("[\r\n]") or s:find("\0", 1, true))
+end
+
 -- Functions and tables with a __call metamethod.
 function _M.callable(v)
   if type(v) == "function" then return true end

@@ -1,32 +1,35 @@
--- The client's API methods (policy: arguments, pagination); the C core builds requests and
--- decodes answers, retry.lua decides on retries. Methods are added to the __index table of
--- the C userdata thinkific.Client, so a client is one object with one close().
+-- The client's API methods (policy: arguments, pagination) and its options (names, defaults,
+-- messages); the C core builds requests and decodes answers, retry.lua decides on retries.
+-- The API methods are added to core.client_methods, the __index table of the C userdata
+-- thinkific.Client (its C methods are listed in src/client.c), so a client is one object with
+-- one close().
 local core = require("thinkific.core")
 local retry = require("thinkific.retry")
 local sync = require("thinkific.sync")
+local integer = require("thinkific.integer")
 local VERSION = require("thinkific.version")
 
 local methods = core.client_methods
 local client_state = core.client_state
 local new_client = core.new_client
 local make_error = core.error
-local is_error = core.is_error
 local run = retry.run
 local via_transport = retry.via_transport
 local exchange = methods._exchange
-local type, pairs, getmetatable, error, tostring = type, pairs, getmetatable, error, tostring
--- LuaJIT: whole numbers that are exact doubles (within +-2^53, not inf or NaN) stand for integers.
-local math_type = math.type or function(n)
-  return (type(n) == "number" and n % 1 == 0 and n >= -2 ^ 53 and n <= 2 ^ 53) and "integer"
-    or "float"
-end
+local is_integer, is_id = integer.is_integer, integer.is_id
+local type, pairs, ipairs, getmetatable, error, tostring = type, pairs, ipairs, getmetatable, error,
+  tostring
 
 local _M = {}
 
 -- Each client's Lua-side state (also its C user value), found here without a C call.
 local states = setmetatable({}, { __mode = "k" })
 
-local DEFAULT_BASE_URL = "https://api.thinkific.com/api/v2"
+local DEFAULTS = {
+  base_url = "https://api.thinkific.com/api/v2", user_agent = "lua-thinkific/" .. VERSION,
+  timeout = 30, connect_timeout = 10, max_response_size = 16 * 1024 * 1024,
+  retries = 3, max_retry_wait = 60,
+}
 
 local OPTION_TYPES = {
   api_key = "string", access_token = "string", subdomain = "string", base_url = "string",
@@ -36,8 +39,12 @@ local OPTION_TYPES = {
   allow_blocking = "boolean", max_response_size = "number",
 }
 
+-- Options that reach the wire (or name a file), checked for CR, LF and NUL.
+local ONE_LINE = { "api_key", "access_token", "subdomain", "user_agent", "ca_file", "base_url" }
+
 local args = require("thinkific.args")
 local argerror, callable, webhook_fields = args.error, args.callable, args.webhook_fields
+local one_line = args.one_line
 
 local function check_options(opts)
   if type(opts) ~= "table" then argerror(1, "new", "table expected, got " .. type(opts)) end
@@ -49,8 +56,29 @@ local function check_options(opts)
       argerror(1, "new", ("option '%s' must be a %s, got %s"):format(k, want, type(v)))
     end
   end
-  if opts.retries and (math_type(opts.retries) ~= "integer" or opts.retries < 0) then
-    argerror(1, "new", "option 'retries' must be a whole number >= 0")
+  -- Nothing user-supplied may add a header or split a request line.
+  for _, k in ipairs(ONE_LINE) do
+    local v = opts[k]
+    if v and not one_line(v) then
+      argerror(1, "new", ("'%s' must not contain CR, LF or NUL"):format(k))
+    end
+  end
+  local credential = opts.api_key or opts.access_token
+  if (opts.api_key == nil) == (opts.access_token == nil) then
+    argerror(1, "new", "give exactly one of 'api_key' and 'access_token'")
+  end
+  if credential == "" then argerror(1, "new", "the credential must not be empty") end
+  if opts.base_url and not (opts.base_url:find("^http://") or opts.base_url:find("^https://")) then
+    argerror(1, "new", "'base_url' must start with http:// or https://")
+  end
+  for _, k in ipairs{ "timeout", "connect_timeout", "max_response_size" } do
+    local v = opts[k]
+    if v and (v ~= v or v <= 0) then -- NaN too
+      argerror(1, "new", ("'%s' must be a positive number"):format(k))
+    end
+  end
+  if opts.retries and (not is_integer(opts.retries) or opts.retries < 0) then
+    argerror(1, "new", "option 'retries' must be an integer >= 0")
   end
   if opts.max_retry_wait and opts.max_retry_wait < 0 then
     argerror(1, "new", "option 'max_retry_wait' must be >= 0")
@@ -67,12 +95,13 @@ function _M.new(opts)
       .. "(or allow_blocking = true on purpose, e.g. in init_by_lua))", 2)
   end
   local client = new_client{
-    api_key = opts.api_key, access_token = opts.access_token, subdomain = opts.subdomain,
-    base_url = opts.base_url or DEFAULT_BASE_URL,
-    user_agent = opts.user_agent or ("lua-thinkific/" .. VERSION),
-    ca_file = opts.ca_file, verify_tls = opts.verify_tls,
-    timeout = opts.timeout, connect_timeout = opts.connect_timeout,
-    max_response_size = opts.max_response_size,
+    authorization = "Bearer " .. (opts.api_key or opts.access_token),
+    user_agent = opts.user_agent or DEFAULTS.user_agent, subdomain = opts.subdomain,
+    base_url = (opts.base_url or DEFAULTS.base_url):gsub("/+$", ""),
+    ca_file = opts.ca_file, verify_tls = opts.verify_tls ~= false,
+    timeout = opts.timeout or DEFAULTS.timeout,
+    connect_timeout = opts.connect_timeout or DEFAULTS.connect_timeout,
+    max_response_size = opts.max_response_size or DEFAULTS.max_response_size,
   }
   local state = client_state(client)
   states[client] = state
@@ -84,8 +113,8 @@ function _M.new(opts)
   if not state.sleep and opts.transport and type(ngx) == "table" and type(ngx.sleep) == "function" then
     state.sleep = ngx.sleep
   end
-  state.retries = opts.retries or 3
-  state.max_retry_wait = opts.max_retry_wait or 60
+  state.retries = opts.retries or DEFAULTS.retries
+  state.max_retry_wait = opts.max_retry_wait or DEFAULTS.max_retry_wait
   return client
 end
 
@@ -97,11 +126,9 @@ local function check_self(self, fname)
 end
 
 local function check_id(id, n, fname)
-  local t = type(id)
-  if t == "string" then
-    if id == "" then argerror(n, fname, "id must not be empty") end
-  elseif t ~= "number" or math_type(id) ~= "integer" then
-    argerror(n, fname, "id must be a string or an integer, got " .. t)
+  if not is_id(id) then
+    argerror(n, fname, id == "" and "id must not be empty"
+      or "id must be a string or an integer, got " .. type(id))
   end
 end
 
@@ -118,15 +145,15 @@ local function call(self, method, path, id, query, body)
   local state = states[self] or client_state(self)
   local want_object = method ~= "DELETE"
   if state.transport then
-    local req, full_path = self:_request(method, path, id, query, body)
+    local req, full_path = self:_build_request(method, path, id, query, body)
     return run(state, method, via_transport, state.transport, req, full_path, want_object)
   end
   return run(state, method, exchange, self, method, path, id, query, body, want_object)
 end
 
 local function check_limit(limit, fname)
-  if limit ~= nil and (math_type(limit) ~= "integer" or limit < 1 or limit > 250) then
-    argerror(1, fname, "limit must be a whole number from 1 to 250")
+  if limit ~= nil and (not is_integer(limit) or limit < 1 or limit > 250) then
+    argerror(1, fname, "limit must be an integer from 1 to 250")
   end
 end
 
@@ -142,8 +169,8 @@ local function list_query(opts, fname)
   if opts.next ~= nil and type(opts.next) ~= "string" then
     argerror(1, fname, "next must be a string cursor")
   end
-  if opts.page ~= nil and (math_type(opts.page) ~= "integer" or opts.page < 1) then
-    argerror(1, fname, "page must be a whole number >= 1")
+  if opts.page ~= nil and (not is_integer(opts.page) or opts.page < 1) then
+    argerror(1, fname, "page must be an integer >= 1")
   end
   if opts.next ~= nil and opts.page ~= nil then
     argerror(1, fname, "give next or page, not both")
@@ -264,14 +291,13 @@ function methods:get_event(id)
   return value, err
 end
 
--- client:get_events(ids, opts) -> results, errs. With libcurl: round 1 sends every id over
--- the multi handle (_exchange_many); the retryable failures go round again after one wait,
--- up to `retries` extra rounds. With a custom transport: one call after the other.
--- opts.progress(done, total) is called as ids get their final answer; for it, the ids of a
--- round go to the multi handle in slices of PROGRESS_SLICE * concurrency (a slice drains
--- before the next starts, which costs a few percent, so only when asked).
+-- client:get_events(ids, opts) -> results, errs. With libcurl: the ids go over the multi
+-- handle (_exchange_many) in the rounds of retry.rounds. With a custom transport: one call
+-- after the other. opts.progress(done, total) is called as ids get their final answer; for
+-- it, the ids of a round go to the multi handle in slices of PROGRESS_SLICE * concurrency (a
+-- slice drains before the next starts, which costs a few percent, so only when asked).
 local exchange_many = methods._exchange_many
-local retryable, delay = retry.retryable, retry.delay
+local rounds = retry.rounds
 local PROGRESS_SLICE = 32
 
 local function check_ids(ids, opts)
@@ -287,8 +313,8 @@ local function check_ids(ids, opts)
     end
     if opts.concurrency ~= nil then
       concurrency = opts.concurrency
-      if math_type(concurrency) ~= "integer" or concurrency < 1 or concurrency > 64 then
-        argerror(2, "get_events", "concurrency must be a whole number from 1 to 64")
+      if not is_integer(concurrency) or concurrency < 1 or concurrency > 64 then
+        argerror(2, "get_events", "concurrency must be an integer from 1 to 64")
       end
     end
     progress = opts.progress
@@ -317,52 +343,17 @@ function methods:get_events(ids, opts)
   local state = states[self] or client_state(self)
   if state.transport then return via_custom_transport(self, ids, progress) end
   local n = #ids
-  local results, errs = {}, {}
-  local sleep, retries, cap = state.sleep or core.sleep, state.retries, state.max_retry_wait
-  -- Indices into ids still to fetch; nil in round 1: all of them, in order.
-  local pending, count = nil, n
-  local attempt, done = 0, 0
-  while count > 0 do
-    attempt = attempt + 1
-    local again, worst = {}, nil
-    local slice = progress and PROGRESS_SLICE * concurrency or count
-    for first = 1, count, slice do
-      local last = first + slice - 1
-      if last > count then last = count end
-      -- The whole list at once is passed as it is (the C side reads it raw: not with a
-      -- metatable); else the slice is copied.
-      local batch = ids
-      if pending or last - first + 1 < n or getmetatable(ids) ~= nil then
-        batch = {}
-        for j = first, last do batch[j - first + 1] = ids[pending and pending[j] or j] end
-      end
-      local out, failures = exchange_many(self, batch, concurrency)
-      if failures == 0 and batch == ids then -- the usual case: out is the results
-        if progress then progress(n, n) end
-        return out, errs
-      end
-      for j = first, last do
-        local i, v = pending and pending[j] or j, out[j - first + 1]
-        if is_error(v) then
-          v.attempts = attempt
-          results[i], errs[i] = false, v
-          if attempt <= retries and retryable("GET", v) then
-            again[#again + 1] = i
-            if not worst or (v.retry_after or 0) > (worst.retry_after or 0) then worst = v end
-          else
-            done = done + 1
-          end
-        else
-          results[i], errs[i] = v, nil
-          done = done + 1
-        end
-      end
-      if progress then progress(done, n) end
+  -- One attempt for ids[pending[j]] (ids[j] in round 1), j = first..last. The whole list is
+  -- passed as it is (the C side reads it raw: not with a metatable); else a slice is copied.
+  local function attempt(pending, first, last)
+    local batch = ids
+    if pending or first > 1 or last < n or getmetatable(ids) ~= nil then
+      batch = {}
+      for j = first, last do batch[j - first + 1] = ids[pending and pending[j] or j] end
     end
-    pending, count = again, #again
-    if count > 0 then sleep(delay(worst, attempt, cap)) end
+    return exchange_many(self, batch, concurrency)
   end
-  return results, errs
+  return rounds(state, "GET", n, progress and PROGRESS_SLICE * concurrency or n, attempt, progress)
 end
 
 return _M

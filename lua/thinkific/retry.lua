@@ -1,4 +1,5 @@
--- The retry policy, in one place for every transport (libcurl, nginx, a user's function).
+-- The retry policy, in one place for every transport (libcurl, nginx, a user's function) and
+-- for one call (run) or many at once (rounds, client:get_events over libcurl).
 -- GET, PUT and DELETE are retried on 429, 5xx, network errors and timeouts; POST only on 429
 -- or when the request surely never reached the server. TLS failures are never retried.
 local core = require("thinkific.core")
@@ -80,6 +81,53 @@ function _M.run(state, method, exchange, ...)
     end
     sleep(_M.delay(err, attempt, cap))
   end
+end
+
+-- Many calls of `method` at once, for items 1..n, in rounds: round 1 tries every item; the
+-- retryable failures go round again after one wait (the longest any of them was asked for),
+-- up to state.retries more rounds. attempt(pending, first, last) makes one attempt for the
+-- items pending[first..last] (in round 1, pending is nil: the items first..last themselves)
+-- and returns their values and errors in one list, and how many errors it holds. A round goes
+-- in slices of `slice` items; progress(done, n), if given, after each, done counting the
+-- items settled (a value, or an error that will not be retried).
+-- Returns results, errs: results[i] the value or false, errs[i] the error (err.attempts set).
+function _M.rounds(state, method, n, slice, attempt, progress)
+  local sleep, retries, cap = state.sleep or core.sleep, state.retries, state.max_retry_wait
+  local results, errs = {}, {}
+  local pending, count = nil, n
+  local round, done = 0, 0
+  while count > 0 do
+    round = round + 1
+    local again, worst = {}, nil
+    for first = 1, count, slice do
+      local last = min(first + slice - 1, count)
+      local out, failures = attempt(pending, first, last)
+      if failures == 0 and pending == nil and last - first + 1 == n then -- out is the results
+        if progress then progress(n, n) end
+        return out, errs
+      end
+      for j = first, last do
+        local i, v = pending and pending[j] or j, out[j - first + 1]
+        if is_error(v) then
+          v.attempts = round
+          results[i], errs[i] = false, v
+          if round <= retries and retryable(method, v) then
+            again[#again + 1] = i
+            if not worst or (v.retry_after or 0) > (worst.retry_after or 0) then worst = v end
+          else
+            done = done + 1
+          end
+        else
+          results[i], errs[i] = v, nil
+          done = done + 1
+        end
+      end
+      if progress then progress(done, n) end
+    end
+    pending, count = again, #again
+    if count > 0 then sleep(_M.delay(worst, round, cap)) end
+  end
+  return results, errs
 end
 
 return _M

@@ -5,7 +5,9 @@
 -- creation) or err.webhook (a deletion); running it again finishes the job.
 local core = require("thinkific.core")
 local args = require("thinkific.args")
+local integer = require("thinkific.integer")
 local argerror, callable, webhook_fields = args.error, args.callable, args.webhook_fields
+local is_integer, is_id = integer.is_integer, integer.is_id
 
 local make_error = core.error
 local type, pairs, ipairs, tostring = type, pairs, ipairs, tostring
@@ -27,7 +29,7 @@ local function check_desired(desired)
   end
   local n = #desired
   for k in pairs(desired) do
-    if type(k) ~= "number" or k < 1 or k > n or k % 1 ~= 0 then
+    if not is_integer(k) or k < 1 or k > n then
       argerror(1, FNAME, "a list of {topic =, target_url =} expected (key " .. tostring(k) .. ")")
     end
   end
@@ -134,7 +136,7 @@ return function(client, desired, opts)
     for _, webhook in ipairs(remove) do
       if not dry_run then
         local id = webhook.id
-        if not ((type(id) == "string" and id ~= "") or (type(id) == "number" and id % 1 == 0)) then
+        if not is_id(id) then
           return fail(make_error{ kind = "decode", message = "a listed webhook has no id",
             method = "GET", path = "/webhooks" }, report, nil, webhook)
         end

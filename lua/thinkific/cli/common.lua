@@ -56,10 +56,10 @@ end
 -- The CA bundle variables, in the order the curl tool reads them (libcurl itself reads none).
 M.ENV_CA_FILES = { "CURL_CA_BUNDLE", "SSL_CERT_FILE" }
 
--- The CA bundle to trust: --ca-file (option), else $CURL_CA_BUNDLE, else $SSL_CERT_FILE, else
--- fallback (nil: none). Returns a readable path, false when none is asked for, or nil and a
--- message naming where the path came from.
-function M.ca_file(option, getenv, fallback)
+-- The CA bundle to trust: --ca-file (option), else $CURL_CA_BUNDLE, else $SSL_CERT_FILE.
+-- Returns a readable path and where it came from, false when none is given (libcurl's own
+-- bundle then), or nil and a message naming where the path came from.
+function M.ca_file(option, getenv)
   getenv = getenv or os.getenv
   local path, from = option, "--ca-file"
   if not path or path == "" then
@@ -69,10 +69,7 @@ function M.ca_file(option, getenv, fallback)
       if path then break end
     end
   end
-  if not path then
-    if not fallback then return false end
-    path, from = fallback, "the system CA bundle"
-  end
+  if not path then return false end
   local f, err = io.open(path, "rb")
   if not f then
     local hint = from == "--ca-file" and "" or " (install ca-certificates, or pass --ca-file FILE)"
@@ -119,6 +116,19 @@ local function settings_error(raised, secrets, ca_from)
   return where and (where .. ": " .. reason) or reason
 end
 
+-- What to do about a TLS failure (libcurl's message), "" when there is no hint: ca_from: where
+-- the CA bundle came from (nil: libcurl's own); host_source: what gave the host name, for a
+-- certificate of another host (nil: no hint).
+local function tls_hint(message, ca_from, host_source)
+  if tostring(message):find("host name", 1, true) then
+    return host_source and "; the certificate does not name the host of " .. host_source or ""
+  elseif ca_from then
+    return string.format("; the CA bundle from %s cannot verify this server: pass its CA (or its "
+      .. "own certificate) as --ca-file FILE, in PEM", ca_from)
+  end
+  return "; for a private CA or a self-signed test certificate pass --ca-file FILE"
+end
+
 -- Hints for an API failure of a client made from the environment: what to check.
 -- credential_used: the variable that gave the credential; ca_from: where the CA bundle came
 -- from (nil: libcurl's own).
@@ -135,19 +145,35 @@ local function explainer(credential_used, base_url, ca_from)
       text = text .. string.format(" (is %s right? it is %s, without /api/v2)", M.ENV_BASE_URL,
         without_v2)
     elseif err.kind == "tls" then
-      local message = tostring(err.message)
-      if message:find("host name", 1, true) then
-        text = text .. string.format("; the certificate does not name the host of %s",
-          M.ENV_BASE_URL)
-      elseif ca_from then
-        text = text .. string.format("; the CA bundle from %s cannot verify this server: pass "
-          .. "its CA (or its own certificate) as --ca-file FILE, in PEM", ca_from)
-      else
-        text = text .. "; for a private CA or a self-signed test certificate pass --ca-file FILE"
-      end
+      text = text .. tls_hint(err.message, ca_from, M.ENV_BASE_URL)
     end
     return text
   end
+end
+
+-- One request of a command that sends on its own (deliver, sandbox trigger) through
+-- core.send: opts as core.send takes them; over https the CA bundle from --ca-file or the
+-- environment (M.ca_file, read before anything is sent). Returns the status and the body of
+-- the answer; or nil and one line: the CA file's problem, or "POST URL: why" with the URL as
+-- M.shown_url gives it, naming --timeout when it ran out and --ca-file as the fix of a
+-- certificate that cannot be verified.
+function M.send(opts, ca_option, getenv)
+  local ca_from
+  if opts.url:lower():find("^https:") then
+    local ca_file
+    ca_file, ca_from = M.ca_file(ca_option, getenv)
+    if ca_file == nil then return nil, ca_from end
+    opts.ca_file = ca_file or nil
+  end
+  local status, err, body = require("thinkific.core").send(opts)
+  if status then return status, body end
+  local why = err.message
+  if err.kind == "timeout" then
+    why = string.format("no answer within %g s (--timeout)", opts.timeout)
+  elseif err.kind == "tls" then
+    why = why .. tls_hint(why, ca_from)
+  end
+  return nil, string.format("%s %s: %s", opts.method, M.shown_url(opts.url), why)
 end
 
 -- The API session of a command: a client from THINKIFIC_API_KEY or THINKIFIC_ACCESS_TOKEN,

@@ -2,18 +2,20 @@
 -- the envelope (FILE, or a bare payload in FILE wrapped in an envelope with a fresh 23-digit
 -- id), signed with THINKIFIC_WEBHOOK_SECRET in X-Thinkific-Hmac-Sha256, with
 -- X-Thinkific-Topic and X-Thinkific-Subdomain. Prints the answer's status and body; exit 0 on
--- 2xx, 1 otherwise. An https server is verified (certificate chain and host name) against
--- --ca-file, $CURL_CA_BUNDLE, $SSL_CERT_FILE or the system CA bundle before anything is sent.
+-- 2xx, 1 otherwise. Sent by libcurl (core.send, through common.send): an https server is
+-- verified (certificate chain and host name) against --ca-file, $CURL_CA_BUNDLE,
+-- $SSL_CERT_FILE or libcurl's own bundle before anything is sent; one deadline, --timeout.
 -- The secret and the signature are never printed.
 local argparse = require("argparse")
 local common = require("thinkific.cli.common")
-local post = require("thinkific.cli.post")
 local topics = require("thinkific.cli.topics")
+local one_line = require("thinkific.args").one_line
 
 local M = {}
 
 local PROG = "thinkific deliver"
 M.TIMEOUT = 10
+M.MAX_RESPONSE = 1024 * 1024 -- bytes of the answer printed; a larger one is a failure
 
 local function parser()
   local p = argparse(PROG, "POST a signed delivery to a URL. An https server is verified "
@@ -27,9 +29,7 @@ local function parser()
   p:option("--payload", "A JSON file: an envelope, or a bare payload to wrap."):count(1)
   p:option("--timeout", "Seconds for the whole request (connect, TLS, answer).",
     tostring(M.TIMEOUT))
-  p:option("--ca-file", "https: the CA certificates to trust (PEM): a private CA, or a test "
-    .. "server's self-signed certificate. Default: $CURL_CA_BUNDLE, else $SSL_CERT_FILE, else "
-    .. post.SYSTEM_CA_FILE .. ".")
+  p:option("--ca-file", common.CA_FILE_HELP)
   p:flag("--allow-unknown-topic", topics.ALLOW_HELP)
   p:epilog(string.format("Environment:\n  %s: the signing secret\n  %s: sent as "
     .. "X-Thinkific-Subdomain and tenant_id\n  %s, else %s: a CA bundle, when --ca-file is not "
@@ -88,27 +88,23 @@ function M.main(argv, getenv)
   if not text then return common.fail(PROG, rerr) end
   local subdomain = getenv(common.ENV_SUBDOMAIN)
   if subdomain == "" then subdomain = nil end
+  if subdomain and not one_line(subdomain) then
+    return common.usage_error(nil, PROG, common.ENV_SUBDOMAIN .. " must not contain CR, LF or NUL")
+  end
   local body, berr = M.body(text, args.topic, subdomain)
   if not body then return common.fail(PROG, args.payload .. ": " .. tostring(berr)) end
 
-  local ca_file
-  if scheme == "https" then
-    local cerr
-    ca_file, cerr = common.ca_file(args.ca_file, getenv, post.SYSTEM_CA_FILE)
-    if not ca_file then return common.fail(PROG, cerr) end
-  end
-
-  local code, answer = post.send({
-    url = args.url, body = body, timeout = timeout, ca_file = ca_file,
+  local code, answer = common.send({
+    method = "POST", url = args.url, body = body, timeout = timeout,
+    max_response_size = M.MAX_RESPONSE,
     headers = {
-      ["content-type"] = "application/json",
-      ["content-length"] = tostring(#body),
-      ["x-thinkific-topic"] = args.topic,
-      ["x-thinkific-subdomain"] = subdomain or "",
-      ["x-thinkific-hmac-sha256"] = require("thinkific").sign(body, secret),
-      ["user-agent"] = "lua-thinkific deliver",
+      ["Content-Type"] = "application/json",
+      ["X-Thinkific-Topic"] = args.topic,
+      ["X-Thinkific-Subdomain"] = subdomain or "",
+      ["X-Thinkific-Hmac-Sha256"] = require("thinkific").sign(body, secret),
+      ["User-Agent"] = "lua-thinkific deliver",
     },
-  })
+  }, args.ca_file, getenv)
   if not code then return common.fail(PROG, answer) end
   if args.json then
     common.print_json({ status = code, body = answer })

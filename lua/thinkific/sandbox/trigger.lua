@@ -1,13 +1,10 @@
 -- `thinkific sandbox trigger TOPIC [--payload FILE] [--sandbox URL]`: triggers an event in a
 -- running sandbox from the shell, through its control endpoint POST /sandbox/trigger, and
 -- prints the event id and the number of webhooks it goes to.
--- The request goes through `thinkific deliver`'s POST (cli/post.lua): one deadline, and an
--- https sandbox verified (chain and host name) before anything is sent. The C core has no
--- entry point for it (its client speaks the API, with a credential and bodies it encodes
--- itself), and the sandbox's own client (httpc.lua) verifies no certificate.
+-- The request goes through libcurl as `thinkific deliver`'s does (common.send, core.send): one
+-- deadline, and an https sandbox verified (chain and host name) before anything is sent.
 local argparse = require("argparse")
 local common = require("thinkific.cli.common")
-local post = require("thinkific.cli.post")
 local fixtures = require("thinkific.sandbox.fixtures")
 local thinkific = require("thinkific")
 
@@ -15,6 +12,7 @@ local M = {}
 
 local PROG = "thinkific sandbox trigger"
 M.TIMEOUT = 10
+M.MAX_RESPONSE = 64 * 1024 -- bytes: the sandbox answers {"event_id": …, "webhooks": n}
 M.PATH = "/sandbox/trigger"
 
 local function parser()
@@ -30,7 +28,7 @@ local function parser()
     .. "$" .. common.ENV_BASE_URL .. ", which its startup lines export)."):argname("URL")
   p:option("--ca-file", "https: the CA certificates to trust (PEM), e.g. the sandbox's "
     .. "--tls-cert. Default: $" .. common.ENV_CA_FILES[1] .. ", else $" .. common.ENV_CA_FILES[2]
-    .. ", else " .. post.SYSTEM_CA_FILE .. "."):argname("FILE")
+    .. ", else libcurl's own bundle."):argname("FILE")
   p:option("--timeout", "Seconds for the whole request.", tostring(M.TIMEOUT)):argname("SECONDS")
   p:flag("--json", 'Print the sandbox\'s answer as it is: {"event_id": ..., "webhooks": n}.')
   return p
@@ -109,19 +107,14 @@ function M.main(argv, getenv)
   end
   local body, berr = M.body(topic, text)
   if not body then return common.fail(PROG, (args.payload or "the sample payload") .. ": " .. berr) end
-  local ca
-  if root:lower():find("^https:") then
-    local cerr
-    ca, cerr = common.ca_file(args.ca_file, getenv, post.SYSTEM_CA_FILE)
-    if not ca then return common.fail(PROG, cerr) end
-  end
-
   local url = root .. M.PATH
-  local code, answer = post.send({ url = url, body = body, timeout = timeout, ca_file = ca,
-    headers = { ["content-type"] = "application/json", ["content-length"] = tostring(#body),
-      ["user-agent"] = "lua-thinkific sandbox trigger" } })
+  local code, answer = common.send({ method = "POST", url = url, body = body, timeout = timeout,
+    max_response_size = M.MAX_RESPONSE, headers = { ["Content-Type"] = "application/json",
+      ["User-Agent"] = "lua-thinkific sandbox trigger" } }, args.ca_file, getenv)
   if not code then
-    if answer:find("connection refused$") then answer = answer .. " (is the sandbox running?)" end
+    if answer:find("(Connection refused)", 1, true) then
+      answer = answer .. " (is the sandbox running?)"
+    end
     return common.fail(PROG, answer)
   end
   local where = "POST " .. common.shown_url(url) .. ": "

@@ -1,0 +1,177 @@
+/* Request building: the URL of a call (base URL, path, the id as one escaped segment, the
+ * query) and its JSON body, for both transports; client:_build_request, the request table a
+ * user's transport gets. Nothing in an id or a query value can change the path or the query. */
+#include <stdio.h>
+#include <string.h>
+#include "client.h"
+
+/* Unreserved bytes stay; the dot is escaped too: "." and ".." must never become path navigation. */
+static int unreserved(unsigned char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+         c == '_' || c == '~';
+}
+
+static const char hex[] = "0123456789ABCDEF";
+
+void tk_add_escaped(luaL_Buffer *b, const char *s, size_t len) {
+  size_t i;
+  for (i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (unreserved(c)) {
+      luaL_addchar(b, (char)c);
+    } else {
+      luaL_addchar(b, '%');
+      luaL_addchar(b, hex[c >> 4]);
+      luaL_addchar(b, hex[c & 15]);
+    }
+  }
+}
+
+size_t tk_escape(char *out, const char *s, size_t len) {
+  char *o = out;
+  size_t i;
+  for (i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (unreserved(c)) {
+      *o++ = (char)c;
+    } else {
+      *o++ = '%';
+      *o++ = hex[c >> 4];
+      *o++ = hex[c & 15];
+    }
+  }
+  return (size_t)(o - out);
+}
+
+/* Appends "?k=v&k=v" with keys in sorted order, values percent-encoded. */
+static void add_query(lua_State *L, luaL_Buffer *b, int q) {
+  int i, n = 0;
+  const char *keys[16];
+  lua_pushnil(L);
+  while (lua_next(L, q)) {
+    lua_pop(L, 1);
+    if (lua_type(L, -1) != LUA_TSTRING || n == 16) luaL_error(L, "bad query table");
+    keys[n++] = lua_tostring(L, -1); /* alive as keys of q */
+  }
+  for (i = 1; i < n; i++) { /* insertion sort: a handful of keys */
+    int j;
+    for (j = i; j > 0 && strcmp(keys[j - 1], keys[j]) > 0; j--) {
+      const char *t = keys[j];
+      keys[j] = keys[j - 1];
+      keys[j - 1] = t;
+    }
+  }
+  for (i = 0; i < n; i++) {
+    size_t len;
+    const char *v;
+    char num[32];
+    lua_getfield(L, q, keys[i]);
+    if (lua_type(L, -1) == LUA_TNUMBER) {
+      if (lua_isinteger(L, -1))
+        snprintf(num, sizeof num, "%lld", (long long)lua_tointeger(L, -1));
+      else
+        snprintf(num, sizeof num, "%.17g", (double)lua_tonumber(L, -1));
+      v = num;
+      len = strlen(num);
+    } else if (lua_type(L, -1) == LUA_TSTRING) {
+      v = lua_tolstring(L, -1, &len);
+    } else {
+      luaL_error(L, "bad query value for '%s'", keys[i]);
+      return;
+    }
+    lua_pop(L, 1); /* a string value stays alive in q */
+    luaL_addchar(b, i == 0 ? '?' : '&');
+    tk_add_escaped(b, keys[i], strlen(keys[i]));
+    luaL_addchar(b, '=');
+    tk_add_escaped(b, v, len);
+  }
+}
+
+/* Pushes three values: the URL, the escaped path without the query (for errors), and the
+ * JSON body text or nil. */
+void tk_push_prepared(lua_State *L, int uv) {
+  luaL_Buffer b;
+  size_t plen, ilen;
+  const char *path = luaL_checklstring(L, 3, &plen), *id;
+  char num[TK_ID_TEXT_SIZE];
+  int pidx;
+  luaL_checkstring(L, 2); /* the method */
+  id = tk_id_text(L, 4, num, &ilen);
+  luaL_argcheck(L, id != NULL || lua_isnil(L, 4), 4, "id must be a string or an integer");
+  if (id)
+    lua_pushlstring(L, id, ilen); /* made before the buffer starts, which may push on the stack */
+  else
+    lua_pushnil(L);
+  pidx = lua_gettop(L);
+
+  luaL_buffinit(L, &b);
+  luaL_addlstring(&b, path, plen);
+  if (id) {
+    id = lua_tolstring(L, pidx, &ilen);
+    luaL_addchar(&b, '/');
+    tk_add_escaped(&b, id, ilen);
+  }
+  luaL_pushresult(&b);
+  lua_replace(L, pidx); /* the path replaces the id */
+  path = lua_tolstring(L, pidx, &plen);
+
+  luaL_buffinit(L, &b);
+  lua_getfield(L, uv, "base_url");
+  luaL_addvalue(&b);
+  luaL_addlstring(&b, path, plen);
+  if (lua_type(L, 5) == LUA_TTABLE) add_query(L, &b, 5);
+  luaL_pushresult(&b);
+  lua_insert(L, pidx); /* url, path */
+
+  if (lua_isnil(L, 6))
+    lua_pushnil(L);
+  else if (!tk_json_encode(L, 6))
+    luaL_error(L, "cannot encode the request body: %s", lua_tostring(L, -1));
+}
+
+static void set_header(lua_State *L, int uv, const char *field, const char *name) {
+  lua_getfield(L, uv, field);
+  if (lua_isnil(L, -1))
+    lua_pop(L, 1);
+  else
+    lua_setfield(L, -2, name);
+}
+
+/* client:_build_request(method, path, id, query, body) -> request, path
+ * request follows the transport contract: {method, url, headers, body, timeout,
+ * connect_timeout}; path is the escaped path without the query (for errors). */
+int tk_client_build_request(lua_State *L) {
+  tk_client *c = tk_check_client(L, 1);
+  int uv = 7, req;
+  lua_settop(L, 6);
+  tk_getuservalue(L, 1);
+  tk_push_prepared(L, uv); /* url 8, path 9, body 10 */
+
+  lua_createtable(L, 0, 6);
+  req = lua_gettop(L);
+  lua_pushvalue(L, 2);
+  lua_setfield(L, req, "method");
+  lua_pushvalue(L, 8);
+  lua_setfield(L, req, "url");
+  lua_pushvalue(L, 10);
+  lua_setfield(L, req, "body");
+
+  lua_createtable(L, 0, 5);
+  set_header(L, uv, "authorization", "Authorization");
+  set_header(L, uv, "user_agent", "User-Agent");
+  set_header(L, uv, "subdomain", "X-Auth-Subdomain");
+  lua_pushliteral(L, "application/json");
+  lua_setfield(L, -2, "Accept");
+  if (!lua_isnil(L, 10)) {
+    lua_pushliteral(L, "application/json");
+    lua_setfield(L, -2, "Content-Type");
+  }
+  lua_setfield(L, req, "headers");
+
+  lua_pushnumber(L, c->timeout);
+  lua_setfield(L, req, "timeout");
+  lua_pushnumber(L, c->connect_timeout);
+  lua_setfield(L, req, "connect_timeout");
+  lua_pushvalue(L, 9);
+  return 2;
+}
