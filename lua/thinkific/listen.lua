@@ -12,9 +12,7 @@ local gettime = socket.gettime
 local format, lower, min = string.format, string.lower, math.min
 local type, pcall, tostring, setmetatable = type, pcall, tostring, setmetatable
 
--- An integer: of the integer subtype where Lua has one, else a whole number (LuaJIT).
-local is_integer = math.type and function(v) return math.type(v) == "integer" end
-  or function(v) return type(v) == "number" and v % 1 == 0 end
+local is_integer = require("thinkific.integer").is_integer
 
 local _M = {}
 

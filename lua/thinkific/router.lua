@@ -1,5 +1,6 @@
 -- The router for incoming deliveries: verifies the signature over the raw bytes, decodes the
 -- envelope, claims its id, and runs every handler registered for its topic, each protected.
+local integer = require("thinkific.integer")
 local core = require("thinkific.core")
 local lru = require("thinkific.lru")
 local find_header = require("thinkific.headers").find
@@ -25,9 +26,12 @@ local BAD_TOPIC = '{"error":"X-Thinkific-Topic disagrees with resource.action"}'
 local STORE_FAILED = '{"error":"dedupe store failed"}'
 local HANDLER_FAILED = '{"error":"a handler failed"}'
 
+local id_text = integer.id_text
+
 local OPTIONS = { secret = true, secrets = true, max_body = true, dedupe = true }
 
-local function whole(n)
+-- A count (dedupe, max_body): a number >= 0 with no fractional part (100.0 counts too).
+local function is_count(n)
   return type(n) == "number" and n >= 0 and n == math.floor(n)
 end
 
@@ -58,7 +62,7 @@ end
 
 local function check_store(dedupe)
   if dedupe == nil then return lru.new(10000) end
-  if whole(dedupe) then return dedupe > 0 and lru.new(dedupe) or nil end
+  if is_count(dedupe) then return dedupe > 0 and lru.new(dedupe) or nil end
   local indexable = type(dedupe) == "table" or type(dedupe) == "userdata"
   local ok, store_like = pcall(function() return callable(dedupe.add) and callable(dedupe.delete) end)
   if not (indexable and ok and store_like) then
@@ -74,7 +78,7 @@ function _M.new(opts)
     if not OPTIONS[k] then argerror(1, "router", "unknown option '" .. tostring(k) .. "'") end
   end
   local max_body = opts.max_body or 1048576
-  if not whole(max_body) or max_body < 1 then
+  if not is_count(max_body) or max_body < 1 then
     argerror(1, "router", "max_body must be a whole number of bytes >= 1")
   end
   local secrets = check_secrets(opts)
@@ -239,13 +243,10 @@ local function header(headers, name)
   return v
 end
 
--- The dedupe key of an id: its text, every digit of a whole number kept (LuaJIT's tostring
+-- The dedupe key of an id: its text, every digit of an integer kept (LuaJIT's tostring
 -- keeps 14 significant digits, so distinct 15- and 16-digit ids would share one key).
 local function id_key(id)
-  if type(id) == "number" and id % 1 == 0 and id >= -2 ^ 53 and id <= 2 ^ 53 then
-    return ("%d"):format(id)
-  end
-  return tostring(id)
+  return id_text(id) or tostring(id)
 end
 
 local function valid_envelope(event)

@@ -22,9 +22,7 @@ M.DEFAULTS = {
 -- The longest single wait between attempts, whatever the backoff doubles to.
 M.MAX_WAIT = 3600
 
--- An integer: of the integer subtype where Lua has one, else a whole number (LuaJIT).
-local is_integer = math.type and function(v) return math.type(v) == "integer" end
-  or function(v) return type(v) == "number" and v % 1 == 0 end
+local is_integer = require("thinkific.integer").is_integer
 M.is_integer = is_integer
 
 -- Checks the delivery options. Returns the settings, or nil, message.
@@ -33,9 +31,9 @@ function M.check(opts)
   for k, v in pairs(M.DEFAULTS) do
     if opts[k] == nil then o[k] = v else o[k] = opts[k] end
   end
-  local function whole(v, lo, hi) return is_integer(v) and v >= lo and v <= hi end
+  local function integer_in(v, lo, hi) return is_integer(v) and v >= lo and v <= hi end
   local function number(v, lo, hi) return type(v) == "number" and v >= lo and v <= hi end
-  if not whole(o.delivery_attempts, 1, 100) then
+  if not integer_in(o.delivery_attempts, 1, 100) then
     return nil, "delivery_attempts must be an integer 1..100"
   end
   if not number(o.delivery_timeout, 0.001, 600) then
@@ -44,7 +42,7 @@ function M.check(opts)
   if not number(o.delivery_backoff, 0, M.MAX_WAIT) then
     return nil, "delivery_backoff must be a number of seconds, 0.." .. M.MAX_WAIT
   end
-  if not whole(o.delivery_concurrency, 1, 512) then
+  if not integer_in(o.delivery_concurrency, 1, 512) then
     return nil, "delivery_concurrency must be an integer 1..512"
   end
   if type(o.subdomain) ~= "string" or not o.subdomain:find("^[%w%-]+$") or #o.subdomain > 63 then
