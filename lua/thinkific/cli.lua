@@ -1,10 +1,10 @@
 -- The `thinkific` command line: a table of subcommands, each in its own module.
 local suggest = require("thinkific.cli.suggest")
 
-local M = {}
+local _M = {}
 
 -- name -> { summary, run = function(argv) -> exit status }.
-M.commands = {
+_M.commands = {
   webhooks = {
     summary = "list, create, get, update, delete or sync webhooks",
     run = function(argv) return require("thinkific.cli.webhooks").main(argv) end,
@@ -39,12 +39,12 @@ M.commands = {
   },
 }
 
-M.ORDER = { "webhooks", "events", "topics", "sign", "verify", "deliver", "listen", "sandbox" }
+_M.ORDER = { "webhooks", "events", "topics", "sign", "verify", "deliver", "listen", "sandbox" }
 
 local function usage(out)
   out:write("Usage: thinkific <command> [options]\n\nCommands:\n")
-  for _, name in ipairs(M.ORDER) do
-    out:write(string.format("  %-10s %s\n", name, M.commands[name].summary))
+  for _, name in ipairs(_M.ORDER) do
+    out:write(string.format("  %-10s %s\n", name, _M.commands[name].summary))
   end
   out:write("\nRun 'thinkific help <command>' (or 'thinkific <command> --help') for a command's "
     .. "options,\n'thinkific --version' for the version.\n")
@@ -52,16 +52,16 @@ end
 
 -- The command called name, or nil after a usage error (exit 2) with a did-you-mean.
 local function find(name)
-  local command = M.commands[name]
+  local command = _M.commands[name]
   if command then return command end
-  io.stderr:write("thinkific: unknown command '", name, "'", suggest.hint(name, M.ORDER),
+  io.stderr:write("thinkific: unknown command '", name, "'", suggest.hint(name, _M.ORDER),
     " (see thinkific --help)\n")
   return nil
 end
 
 -- argv: the command's arguments (arg). Returns the exit status: 0 success, 1 runtime
 -- failure, 2 usage error.
-function M.main(argv)
+function _M.main(argv)
   local name = argv[1]
   if name == "--version" or name == "-V" then
     io.stdout:write("thinkific ", require("thinkific.version"), "\n")
@@ -88,4 +88,4 @@ function M.main(argv)
   return command.run({ table.unpack(argv, 2) })
 end
 
-return M
+return _M

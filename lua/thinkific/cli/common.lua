@@ -1,17 +1,17 @@
 -- Shared by the `thinkific` subcommands: usage errors (exit 2), runtime failures (one line on
 -- stderr, exit 1), --help, the client from the environment, input files and output. Nothing
 -- here prints a credential or a secret.
-local M = {}
+local _M = {}
 
-M.ENV_API_KEY = "THINKIFIC_API_KEY"
-M.ENV_ACCESS_TOKEN = "THINKIFIC_ACCESS_TOKEN"
-M.ENV_SUBDOMAIN = "THINKIFIC_SUBDOMAIN"
-M.ENV_BASE_URL = "THINKIFIC_BASE_URL"
-M.ENV_SECRET = "THINKIFIC_WEBHOOK_SECRET"
+_M.ENV_API_KEY = "THINKIFIC_API_KEY"
+_M.ENV_ACCESS_TOKEN = "THINKIFIC_ACCESS_TOKEN"
+_M.ENV_SUBDOMAIN = "THINKIFIC_SUBDOMAIN"
+_M.ENV_BASE_URL = "THINKIFIC_BASE_URL"
+_M.ENV_SECRET = "THINKIFIC_WEBHOOK_SECRET"
 
 -- Writes the parser's usage (p: an argparse parser, or nil) and "prog: message"; returns 2.
 -- argparse's own "Did you mean" line joins the message.
-function M.usage_error(p, prog, message)
+function _M.usage_error(p, prog, message)
   if p then io.stderr:write(p:get_usage(), "\n\n") end
   message = tostring(message):gsub("\nDid you mean ", ": did you mean ")
   io.stderr:write(prog, ": ", message:match("^[^\n]*"), "\n")
@@ -19,13 +19,13 @@ function M.usage_error(p, prog, message)
 end
 
 -- Writes "prog: <first line of tostring(err)>"; returns 1.
-function M.fail(prog, err)
+function _M.fail(prog, err)
   io.stderr:write(prog, ": ", tostring(err):match("^[^\n]*"), "\n")
   return 1
 end
 
 -- True when argv asks for help (before a "--").
-function M.wants_help(argv)
+function _M.wants_help(argv)
   for _, a in ipairs(argv) do
     if a == "--help" or a == "-h" then return true end
     if a == "--" then break end
@@ -34,16 +34,16 @@ function M.wants_help(argv)
 end
 
 -- Prints p's help on stdout; returns 0.
-function M.help(p)
+function _M.help(p)
   io.stdout:write(p:get_help(), "\n")
   return 0
 end
 
 -- Parses argv with p: args, or nil and the exit status of a usage error (or 0 after --help).
-function M.parse(p, prog, argv)
-  if M.wants_help(argv) then return nil, M.help(p) end
+function _M.parse(p, prog, argv)
+  if _M.wants_help(argv) then return nil, _M.help(p) end
   local ok, args = p:pparse(argv)
-  if not ok then return nil, M.usage_error(p, prog, args) end
+  if not ok then return nil, _M.usage_error(p, prog, args) end
   return args
 end
 
@@ -54,17 +54,17 @@ local function nonempty(getenv, name)
 end
 
 -- The CA bundle variables, in the order the curl tool reads them (libcurl itself reads none).
-M.ENV_CA_FILES = { "CURL_CA_BUNDLE", "SSL_CERT_FILE" }
+_M.ENV_CA_FILES = { "CURL_CA_BUNDLE", "SSL_CERT_FILE" }
 
 -- The CA bundle to trust: --ca-file (option), else $CURL_CA_BUNDLE, else $SSL_CERT_FILE.
 -- Returns a readable path and where it came from, false when none is given (libcurl's own
 -- bundle then), or nil and a message naming where the path came from.
-function M.ca_file(option, getenv)
+function _M.ca_file(option, getenv)
   getenv = getenv or os.getenv
   local path, from = option, "--ca-file"
   if not path or path == "" then
     path = nil
-    for _, name in ipairs(M.ENV_CA_FILES) do
+    for _, name in ipairs(_M.ENV_CA_FILES) do
       path, from = nonempty(getenv, name), "$" .. name
       if path then break end
     end
@@ -80,22 +80,22 @@ function M.ca_file(option, getenv)
 end
 
 -- The --ca-file option of every command that talks to the API.
-M.CA_FILE_HELP = "The CA certificates to trust (PEM) over https: a private CA, or a test "
+_M.CA_FILE_HELP = "The CA certificates to trust (PEM) over https: a private CA, or a test "
   .. "server's self-signed certificate. Default: $CURL_CA_BUNDLE, else $SSL_CERT_FILE, else "
   .. "libcurl's own bundle."
 
 -- The variables a command that talks to the API reads, for its --help.
-M.API_ENVIRONMENT = string.format("Environment:\n  %s or %s: the credential\n"
+_M.API_ENVIRONMENT = string.format("Environment:\n  %s or %s: the credential\n"
   .. "  %s: sent as X-Auth-Subdomain\n  %s: default https://api.thinkific.com/api/v2\n"
   .. "  %s, else %s: a CA bundle, when --ca-file is not given",
-  M.ENV_API_KEY, M.ENV_ACCESS_TOKEN, M.ENV_SUBDOMAIN, M.ENV_BASE_URL, M.ENV_CA_FILES[1],
-  M.ENV_CA_FILES[2])
+  _M.ENV_API_KEY, _M.ENV_ACCESS_TOKEN, _M.ENV_SUBDOMAIN, _M.ENV_BASE_URL, _M.ENV_CA_FILES[1],
+  _M.ENV_CA_FILES[2])
 
 -- The width command help is wrapped to.
-M.HELP_WIDTH = 80
+_M.HELP_WIDTH = 80
 
 -- A URL as it may be shown: no user:password@, no query, no fragment.
-function M.shown_url(url)
+function _M.shown_url(url)
   return (url:gsub("^(%a[%w+.-]*://)[^/?#]*@", "%1"):gsub("[?#].*$", ""))
 end
 
@@ -107,12 +107,12 @@ local function settings_error(raised, secrets, ca_from)
   local quoted = not reason
   for _, secret in ipairs(secrets) do quoted = quoted or reason:find(secret, 1, true) end
   if quoted then
-    return string.format("invalid client settings: check %s/%s, %s and %s", M.ENV_API_KEY,
-      M.ENV_ACCESS_TOKEN, M.ENV_SUBDOMAIN, M.ENV_BASE_URL)
+    return string.format("invalid client settings: check %s/%s, %s and %s", _M.ENV_API_KEY,
+      _M.ENV_ACCESS_TOKEN, _M.ENV_SUBDOMAIN, _M.ENV_BASE_URL)
   end
   local option = reason:match("^'([%w_]+)'")
-  local where = ({ base_url = M.ENV_BASE_URL, subdomain = M.ENV_SUBDOMAIN,
-    api_key = M.ENV_API_KEY, access_token = M.ENV_ACCESS_TOKEN, ca_file = ca_from })[option]
+  local where = ({ base_url = _M.ENV_BASE_URL, subdomain = _M.ENV_SUBDOMAIN,
+    api_key = _M.ENV_API_KEY, access_token = _M.ENV_ACCESS_TOKEN, ca_file = ca_from })[option]
   return where and (where .. ": " .. reason) or reason
 end
 
@@ -133,19 +133,19 @@ end
 -- credential_used: the variable that gave the credential; ca_from: where the CA bundle came
 -- from (nil: libcurl's own).
 local function explainer(credential_used, base_url, ca_from)
-  local other = credential_used == M.ENV_API_KEY and M.ENV_ACCESS_TOKEN or M.ENV_API_KEY
+  local other = credential_used == _M.ENV_API_KEY and _M.ENV_ACCESS_TOKEN or _M.ENV_API_KEY
   local without_v2 = base_url and not base_url:find("/api/v2", 1, true)
-    and M.shown_url(base_url)
+    and _M.shown_url(base_url)
   return function(err)
     local text = tostring(err):match("^[^\n]*")
     if type(err) ~= "table" then return text end
     if err.status == 401 then
       text = text .. string.format(": check %s (or %s)", credential_used, other)
     elseif err.status == 404 and without_v2 then
-      text = text .. string.format(" (is %s right? it is %s, without /api/v2)", M.ENV_BASE_URL,
+      text = text .. string.format(" (is %s right? it is %s, without /api/v2)", _M.ENV_BASE_URL,
         without_v2)
     elseif err.kind == "tls" then
-      text = text .. tls_hint(err.message, ca_from, M.ENV_BASE_URL)
+      text = text .. tls_hint(err.message, ca_from, _M.ENV_BASE_URL)
     end
     return text
   end
@@ -153,15 +153,15 @@ end
 
 -- One request of a command that sends on its own (deliver, sandbox trigger) through
 -- core.send: opts as core.send takes them; over https the CA bundle from --ca-file or the
--- environment (M.ca_file, read before anything is sent). Returns the status and the body of
+-- environment (_M.ca_file, read before anything is sent). Returns the status and the body of
 -- the answer; or nil and one line: the CA file's problem, or "POST URL: why" with the URL as
--- M.shown_url gives it, naming --timeout when it ran out and --ca-file as the fix of a
+-- _M.shown_url gives it, naming --timeout when it ran out and --ca-file as the fix of a
 -- certificate that cannot be verified.
-function M.send(opts, ca_option, getenv)
+function _M.send(opts, ca_option, getenv)
   local ca_from
   if opts.url:lower():find("^https:") then
     local ca_file
-    ca_file, ca_from = M.ca_file(ca_option, getenv)
+    ca_file, ca_from = _M.ca_file(ca_option, getenv)
     if ca_file == nil then return nil, ca_from end
     opts.ca_file = ca_file or nil
   end
@@ -173,40 +173,40 @@ function M.send(opts, ca_option, getenv)
   elseif err.kind == "tls" then
     why = why .. tls_hint(why, ca_from)
   end
-  return nil, string.format("%s %s: %s", opts.method, M.shown_url(opts.url), why)
+  return nil, string.format("%s %s: %s", opts.method, _M.shown_url(opts.url), why)
 end
 
 -- The API session of a command: a client from THINKIFIC_API_KEY or THINKIFIC_ACCESS_TOKEN,
--- THINKIFIC_SUBDOMAIN, THINKIFIC_BASE_URL and the CA bundle (M.ca_file), as
+-- THINKIFIC_SUBDOMAIN, THINKIFIC_BASE_URL and the CA bundle (_M.ca_file), as
 -- { client = c, explain = function(err) -> one line with a hint, fail = function(err) -> 1 }.
 -- Or nil and the exit status, the message printed: 2 for settings to mend (naming variables,
 -- never their values), 1 for a CA file that cannot be read.
-function M.api(prog, ca_option, getenv)
+function _M.api(prog, ca_option, getenv)
   getenv = getenv or os.getenv
-  if ca_option == "" then return nil, M.usage_error(nil, prog, "--ca-file must not be empty") end
-  local api_key = nonempty(getenv, M.ENV_API_KEY)
-  local token = nonempty(getenv, M.ENV_ACCESS_TOKEN)
+  if ca_option == "" then return nil, _M.usage_error(nil, prog, "--ca-file must not be empty") end
+  local api_key = nonempty(getenv, _M.ENV_API_KEY)
+  local token = nonempty(getenv, _M.ENV_ACCESS_TOKEN)
   if not api_key and not token then
-    return nil, M.usage_error(nil, prog, string.format("no credential: set %s or %s",
-      M.ENV_API_KEY, M.ENV_ACCESS_TOKEN))
+    return nil, _M.usage_error(nil, prog, string.format("no credential: set %s or %s",
+      _M.ENV_API_KEY, _M.ENV_ACCESS_TOKEN))
   end
   if api_key and token then
-    return nil, M.usage_error(nil, prog, string.format("both %s and %s are set: unset one",
-      M.ENV_API_KEY, M.ENV_ACCESS_TOKEN))
+    return nil, _M.usage_error(nil, prog, string.format("both %s and %s are set: unset one",
+      _M.ENV_API_KEY, _M.ENV_ACCESS_TOKEN))
   end
-  local ca_file, ca_from = M.ca_file(ca_option, getenv)
-  if ca_file == nil then return nil, M.fail(prog, ca_from) end
-  local base_url = nonempty(getenv, M.ENV_BASE_URL)
-  local opts = { subdomain = nonempty(getenv, M.ENV_SUBDOMAIN), base_url = base_url,
+  local ca_file, ca_from = _M.ca_file(ca_option, getenv)
+  if ca_file == nil then return nil, _M.fail(prog, ca_from) end
+  local base_url = nonempty(getenv, _M.ENV_BASE_URL)
+  local opts = { subdomain = nonempty(getenv, _M.ENV_SUBDOMAIN), base_url = base_url,
     ca_file = ca_file or nil, api_key = api_key, access_token = token }
   local ok, client = pcall(require("thinkific").new, opts)
   if not ok then
     local secrets = { api_key or token }
     local userinfo = base_url and base_url:match("^%a[%w+.-]*://([^/?#]*)@")
     if userinfo and userinfo ~= "" then secrets[2] = userinfo end
-    return nil, M.usage_error(nil, prog, settings_error(client, secrets, ca_from))
+    return nil, _M.usage_error(nil, prog, settings_error(client, secrets, ca_from))
   end
-  local explain = explainer(api_key and M.ENV_API_KEY or M.ENV_ACCESS_TOKEN, base_url,
+  local explain = explainer(api_key and _M.ENV_API_KEY or _M.ENV_ACCESS_TOKEN, base_url,
     ca_file and ca_from or nil)
   return {
     client = client,
@@ -219,14 +219,14 @@ function M.api(prog, ca_option, getenv)
 end
 
 -- The signing secret from THINKIFIC_WEBHOOK_SECRET, or nil and a message.
-function M.secret(getenv)
-  local secret = nonempty(getenv or os.getenv, M.ENV_SECRET)
-  if not secret then return nil, "no signing secret: set " .. M.ENV_SECRET end
+function _M.secret(getenv)
+  local secret = nonempty(getenv or os.getenv, _M.ENV_SECRET)
+  if not secret then return nil, "no signing secret: set " .. _M.ENV_SECRET end
   return secret
 end
 
 -- The bytes of path, or of stdin when path is nil or "-". Returns text, or nil, message.
-function M.read_input(path)
+function _M.read_input(path)
   if path == nil or path == "-" then return io.stdin:read("a") or "" end
   local f, err = io.open(path, "rb")
   if not f then return nil, err end
@@ -236,7 +236,7 @@ function M.read_input(path)
 end
 
 -- Prints value as JSON on stdout. Returns true, or nil, err.
-function M.print_json(value)
+function _M.print_json(value)
   local text, err = require("thinkific").encode(value)
   if not text then return nil, err end
   io.stdout:write(text, "\n")
@@ -249,12 +249,12 @@ local function field(v)
 end
 
 -- One readable line for a webhook: id, topic, target_url.
-function M.webhook_line(w)
+function _M.webhook_line(w)
   return string.format("%s\t%s\t%s", field(w.id), field(w.topic), field(w.target_url))
 end
 
 -- Is file descriptor fd (1: stdout, 2: stderr) a terminal?
-function M.is_tty(fd)
+function _M.is_tty(fd)
   local ok, code = pcall(os.execute, "test -t " .. fd)
   if not ok then return false end
   return code == true or code == 0
@@ -262,21 +262,21 @@ end
 
 -- Progress of a long run: nothing until it has taken PROGRESS_DELAY seconds (short runs stay
 -- quiet), then one stderr line rewritten at most every PROGRESS_EVERY seconds.
-M.PROGRESS_DELAY = 1
-M.PROGRESS_EVERY = 0.1
+_M.PROGRESS_DELAY = 1
+_M.PROGRESS_EVERY = 0.1
 
 -- Returns a reporter { active = boolean, show = function(line, final), finish = function() };
 -- inactive (both do nothing) when stderr is not a terminal, or when `quiet`. `final` shows
 -- the last figures even between two ticks.
-function M.progress(quiet)
+function _M.progress(quiet)
   local reporter = { active = false, show = function() end, finish = function() end }
-  if quiet or not M.is_tty(2) then return reporter end
+  if quiet or not _M.is_tty(2) then return reporter end
   reporter.active = true
   local now = require("thinkific.core").now
   local start, last, width, shown = now(), -math.huge, 0, nil
   function reporter.show(line, final)
     local t = now()
-    if t - start < M.PROGRESS_DELAY or (not final and t - last < M.PROGRESS_EVERY)
+    if t - start < _M.PROGRESS_DELAY or (not final and t - last < _M.PROGRESS_EVERY)
         or line == shown then
       return
     end
@@ -291,4 +291,4 @@ function M.progress(quiet)
   return reporter
 end
 
-return M
+return _M

@@ -11,11 +11,11 @@ local common = require("thinkific.cli.common")
 local topics = require("thinkific.cli.topics")
 local one_line = require("thinkific.args").one_line
 
-local M = {}
+local _M = {}
 
 local PROG = "thinkific deliver"
-M.TIMEOUT = 10
-M.MAX_RESPONSE = 1024 * 1024 -- bytes of the answer printed; a larger one is a failure
+_M.TIMEOUT = 10
+_M.MAX_RESPONSE = 1024 * 1024 -- bytes of the answer printed; a larger one is a failure
 
 local function parser()
   local p = argparse(PROG, "POST a signed delivery to a URL. An https server is verified "
@@ -28,7 +28,7 @@ local function parser()
   p:option("--topic", "Topic, e.g. order.created."):count(1)
   p:option("--payload", "A JSON file: an envelope, or a bare payload to wrap."):count(1)
   p:option("--timeout", "Seconds for the whole request (connect, TLS, answer).",
-    tostring(M.TIMEOUT))
+    tostring(_M.TIMEOUT))
   p:option("--ca-file", common.CA_FILE_HELP)
   p:flag("--allow-unknown-topic", topics.ALLOW_HELP)
   p:epilog(string.format("Environment:\n  %s: the signing secret\n  %s: sent as "
@@ -39,7 +39,7 @@ local function parser()
 end
 
 -- A fresh 23-digit event id: UTC time to the second, then 9 random digits.
-function M.fresh_id()
+function _M.fresh_id()
   math.randomseed(os.time(), math.floor(os.clock() * 1e6))
   return os.date("!%Y%m%d%H%M%S") .. string.format("%09d", math.random(0, 999999999))
 end
@@ -50,18 +50,18 @@ local function is_envelope(v)
 end
 
 -- The body to send: FILE's text when it is an envelope, else a new envelope around it.
-function M.body(text, topic, subdomain)
+function _M.body(text, topic, subdomain)
   local thinkific = require("thinkific")
   local value, err = thinkific.decode(text)
   if value == nil then return nil, err end
   if is_envelope(value) then return text end
   local resource, action = topic:match("^(.-)%.(.+)$")
-  return thinkific.encode({ id = M.fresh_id(), resource = resource or topic, action = action or "",
+  return thinkific.encode({ id = _M.fresh_id(), resource = resource or topic, action = action or "",
     tenant_id = subdomain or "1", created_at = os.date("!%Y-%m-%dT%H:%M:%S.000Z"),
     payload = value })
 end
 
-function M.main(argv, getenv)
+function _M.main(argv, getenv)
   getenv = getenv or os.getenv
   local p = parser()
   local args, status = common.parse(p, PROG, argv)
@@ -91,12 +91,12 @@ function M.main(argv, getenv)
   if subdomain and not one_line(subdomain) then
     return common.usage_error(nil, PROG, common.ENV_SUBDOMAIN .. " must not contain CR, LF or NUL")
   end
-  local body, berr = M.body(text, args.topic, subdomain)
+  local body, berr = _M.body(text, args.topic, subdomain)
   if not body then return common.fail(PROG, args.payload .. ": " .. tostring(berr)) end
 
   local code, answer = common.send({
     method = "POST", url = args.url, body = body, timeout = timeout,
-    max_response_size = M.MAX_RESPONSE,
+    max_response_size = _M.MAX_RESPONSE,
     headers = {
       ["Content-Type"] = "application/json",
       ["X-Thinkific-Topic"] = args.topic,
@@ -116,4 +116,4 @@ function M.main(argv, getenv)
   return 1
 end
 
-return M
+return _M

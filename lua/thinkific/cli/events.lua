@@ -4,7 +4,7 @@
 local argparse = require("argparse")
 local common = require("thinkific.cli.common")
 
-local M = {}
+local _M = {}
 
 local PROG = "thinkific events"
 
@@ -32,7 +32,7 @@ local function event_line(ev)
 end
 
 -- argv: the arguments after "events". Returns the exit status.
-function M.main(argv, getenv)
+function _M.main(argv, getenv)
   local action = argv[1]
   if action == nil or action == "--help" or action == "-h" or action == "help" then
     local out = action and io.stdout or io.stderr
@@ -93,4 +93,4 @@ function M.main(argv, getenv)
   return code
 end
 
-return M
+return _M

@@ -5,7 +5,7 @@ local argparse = require("argparse")
 local common = require("thinkific.cli.common")
 local callable = require("thinkific.args").callable
 
-local M = {}
+local _M = {}
 
 local function parser()
   local p = argparse("thinkific listen",
@@ -27,7 +27,7 @@ local function fail(message)
 end
 
 -- Runs RULES.lua as dofile would. Returns the router, or nil, message.
-function M.load_rules(path)
+function _M.load_rules(path)
   local chunk, err = loadfile(path)
   if not chunk then return nil, err end
   local ok, router = pcall(chunk)
@@ -47,7 +47,7 @@ end
 
 -- argv: the arguments after "listen". Returns the exit status: 0 after serving, 130 after
 -- Ctrl-C, 1 when the rules or the server fail, 2 on usage errors.
-function M.main(argv)
+function _M.main(argv)
   local p = parser()
   -- --help before anything else, so that it works whatever else is (not) given.
   for _, a in ipairs(argv) do
@@ -62,7 +62,7 @@ function M.main(argv)
   local port = args.port:find("^%d+$") and tonumber(args.port)
   if not port or port > 65535 then return usage_error(p, "--port must be a number 0..65535") end
 
-  local router, err = M.load_rules(args.rules)
+  local router, err = _M.load_rules(args.rules)
   if not router then return fail(err) end
   local out = io.stdout
   local server
@@ -82,4 +82,4 @@ function M.main(argv)
   return status
 end
 
-return M
+return _M

@@ -6,7 +6,7 @@ local argparse = require("argparse")
 local common = require("thinkific.cli.common")
 local options = require("thinkific.sandbox.options")
 
-local M = {}
+local _M = {}
 
 local function parser()
   local p = argparse("thinkific sandbox",
@@ -47,7 +47,7 @@ end
 
 -- The lines after the URL: the API key and the signing secret when they are the defaults
 -- (given ones are never printed), and the variables the other commands read.
-function M.startup_lines(url, key_given, secret_given)
+function _M.startup_lines(url, key_given, secret_given)
   local key = options.DEFAULT_API_KEY
   local export = "export " .. common.ENV_BASE_URL .. "=" .. shell_word(url)
   local lines = {}
@@ -72,7 +72,7 @@ end
 -- argv: the arguments after "sandbox". env: a getenv function (os.getenv by default).
 -- Returns the exit status: 0 after serving, 130 after Ctrl-C, 1 when the server cannot start,
 -- 2 on usage errors.
-function M.main(argv, getenv)
+function _M.main(argv, getenv)
   getenv = getenv or os.getenv
   if argv[1] == "trigger" then
     return require("thinkific.sandbox.trigger").main({ table.unpack(argv, 2) }, getenv)
@@ -117,7 +117,7 @@ function M.main(argv, getenv)
   })
   if not server then return common.fail("thinkific sandbox", err.message) end
   -- The URL first: spawn and scripts read that line.
-  io.stdout:write(server.url, "\n", table.concat(M.startup_lines(server.url, api_key ~= nil,
+  io.stdout:write(server.url, "\n", table.concat(_M.startup_lines(server.url, api_key ~= nil,
     secret ~= nil), "\n"), "\n")
   io.stdout:flush()
   if args.parent_pipe then server:watch_stdin() end
@@ -127,4 +127,4 @@ function M.main(argv, getenv)
   return status
 end
 
-return M
+return _M

@@ -4,7 +4,7 @@
 local argparse = require("argparse")
 local common = require("thinkific.cli.common")
 
-local M = {}
+local _M = {}
 
 local function parser(name)
   local p
@@ -49,7 +49,7 @@ local function run(name, argv, getenv)
   return valid and 0 or 1
 end
 
-function M.sign(argv, getenv) return run("sign", argv, getenv) end
-function M.verify(argv, getenv) return run("verify", argv, getenv) end
+function _M.sign(argv, getenv) return run("sign", argv, getenv) end
+function _M.verify(argv, getenv) return run("verify", argv, getenv) end
 
-return M
+return _M

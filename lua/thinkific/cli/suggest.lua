@@ -1,9 +1,9 @@
 -- "Did you mean …?" for a mistyped word (a command, an action, a topic): the closest candidate
 -- by edit distance, counting a swap of two neighbouring letters as one edit.
-local M = {}
+local _M = {}
 
 -- The optimal string alignment distance between a and b (bytes).
-function M.distance(a, b)
+function _M.distance(a, b)
   local la, lb = #a, #b
   local prev2, prev = nil, {}
   for j = 0, lb do prev[j] = j end
@@ -26,21 +26,21 @@ end
 
 -- The candidate closest to word (the first of equals), when it is close enough to be a typo:
 -- at most a third of word's length in edits (at least 1, at most 3). Else nil.
-function M.closest(word, candidates)
+function _M.closest(word, candidates)
   local limit = math.max(1, math.min(3, math.floor(#word / 3)))
   local best, best_d
   for _, c in ipairs(candidates) do
-    local d = M.distance(word, c)
+    local d = _M.distance(word, c)
     if d <= limit and (not best_d or d < best_d) then best, best_d = c, d end
   end
   return best
 end
 
 -- ": did you mean 'x'?" for the closest candidate, or "" when none is close.
-function M.hint(word, candidates)
-  local best = M.closest(word, candidates)
+function _M.hint(word, candidates)
+  local best = _M.closest(word, candidates)
   if not best then return "" end
   return ": did you mean '" .. best .. "'?"
 end
 
-return M
+return _M

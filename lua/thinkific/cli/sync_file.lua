@@ -5,11 +5,11 @@
 local common = require("thinkific.cli.common")
 local topics = require("thinkific.cli.topics")
 
-local M = {}
+local _M = {}
 
 -- A Lua file runs with no globals, under this many VM instructions: a loop that never ends
 -- is an error, not a hang.
-M.LUA_BUDGET = 10000000
+_M.LUA_BUDGET = 10000000
 
 local FIELDS = { topic = true, target_url = true }
 
@@ -54,8 +54,8 @@ local function read_lua(path)
   local chunk, err = loadfile(path, "t", {})
   if not chunk then return nil, err end
   local co = coroutine.create(chunk)
-  debug.sethook(co, function() error("too much work (over " .. M.LUA_BUDGET
-    .. " instructions): return a table constructor", 2) end, "", M.LUA_BUDGET)
+  debug.sethook(co, function() error("too much work (over " .. _M.LUA_BUDGET
+    .. " instructions): return a table constructor", 2) end, "", _M.LUA_BUDGET)
   local ok, value = coroutine.resume(co)
   if not ok then
     value = tostring(value)
@@ -98,7 +98,7 @@ local function check_entry(entry, allow_unknown)
 end
 
 -- Checks a decoded list: a list with no holes or other keys, every entry valid, no pair twice.
-function M.check(path, list, allow_unknown)
+function _M.check(path, list, allow_unknown)
   local n = #list
   for k in pairs(list) do
     if math.type(k) ~= "integer" or k < 1 or k > n then
@@ -121,11 +121,11 @@ function M.check(path, list, allow_unknown)
 end
 
 -- Reads and checks path. Returns the list, or nil and one line.
-function M.load(path, allow_unknown)
+function _M.load(path, allow_unknown)
   local list, err
   if path:find("%.lua$") then list, err = read_lua(path) else list, err = read_json(path) end
   if not list then return nil, err end
-  return M.check(path, list, allow_unknown)
+  return _M.check(path, list, allow_unknown)
 end
 
-return M
+return _M

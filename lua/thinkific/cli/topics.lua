@@ -5,7 +5,7 @@ local common = require("thinkific.cli.common")
 local suggest = require("thinkific.cli.suggest")
 local TOPICS = require("thinkific.topics")
 
-local M = {}
+local _M = {}
 
 local PROG = "thinkific topics"
 
@@ -13,11 +13,11 @@ local KNOWN = {}
 for _, t in ipairs(TOPICS) do KNOWN[t] = true end
 
 -- The help line of the option that lets an unknown topic through.
-M.ALLOW_HELP = "Send a topic that is not in 'thinkific topics' (Thinkific may add topics)."
+_M.ALLOW_HELP = "Send a topic that is not in 'thinkific topics' (Thinkific may add topics)."
 
 -- nil when topic may be sent, else why not (one line, without a leading name). A topic is
 -- always resource.action; an unknown one passes only with allow_unknown.
-function M.check(topic, allow_unknown)
+function _M.check(topic, allow_unknown)
   if not topic:find("^[%w_]+%.[%w_]+$") then
     return ("topic '%s' is not resource.action (e.g. order.created)%s"):format(topic,
       suggest.hint(topic, TOPICS))
@@ -36,7 +36,7 @@ local function parser()
   return p
 end
 
-function M.main(argv)
+function _M.main(argv)
   local args, status = common.parse(parser(), PROG, argv)
   if not args then return status end
   if args.json then
@@ -48,4 +48,4 @@ function M.main(argv)
   return 0
 end
 
-return M
+return _M

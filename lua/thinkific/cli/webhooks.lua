@@ -6,7 +6,7 @@ local suggest = require("thinkific.cli.suggest")
 local sync_file = require("thinkific.cli.sync_file")
 local topics = require("thinkific.cli.topics")
 
-local M = {}
+local _M = {}
 
 local PROG = "thinkific webhooks"
 local ACTIONS = { "list", "create", "get", "update", "delete", "sync" }
@@ -210,7 +210,7 @@ local function list(p, args, api)
 end
 
 -- argv: the arguments after "webhooks". getenv: os.getenv by default. Returns the exit status.
-function M.main(argv, getenv)
+function _M.main(argv, getenv)
   local action = argv[1]
   if action == "--help" or action == "-h" or action == "help" then
     top_usage(io.stdout)
@@ -272,4 +272,4 @@ function M.main(argv, getenv)
   return status_or_err
 end
 
-return M
+return _M

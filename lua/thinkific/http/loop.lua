@@ -9,13 +9,13 @@ local create, resume, yield, running = coroutine.create, coroutine.resume, corou
 local min, max = math.min, math.max
 local traceback = debug.traceback
 
-local M = {}
+local _M = {}
 
 local Loop = {}
 Loop.__index = Loop
 
 -- opts.on_error(message): called with the traceback of a coroutine that failed.
-function M.new(opts)
+function _M.new(opts)
   opts = opts or {}
   return setmetatable({ waits = {}, stopped = false, on_error = opts.on_error }, Loop)
 end
@@ -105,4 +105,4 @@ function Loop:stop()
   self.stopped = true
 end
 
-return M
+return _M

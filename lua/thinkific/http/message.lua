@@ -8,9 +8,9 @@ local lower, find, match, format, concat = string.lower, string.find, string.mat
   string.format, table.concat
 local gettime = socket.gettime
 
-local M = {}
+local _M = {}
 
-M.LIMITS = {
+_M.LIMITS = {
   line = 8192,              -- request line, status line, chunk size line
   header_bytes = 65536,     -- all header lines together
   headers = 100,            -- header fields
@@ -18,7 +18,7 @@ M.LIMITS = {
   request_time = 30,        -- seconds to receive a request once its first byte arrived
 }
 
-M.REASONS = {
+_M.REASONS = {
   [100] = "Continue", [200] = "OK", [201] = "Created", [202] = "Accepted", [204] = "No Content",
   [301] = "Moved Permanently", [302] = "Found", [304] = "Not Modified",
   [400] = "Bad Request", [401] = "Unauthorized", [403] = "Forbidden", [404] = "Not Found",
@@ -136,8 +136,8 @@ end
 --   { method, target, path, query, minor, headers, body, keep_alive }
 -- or nil, status (a number: answer it, then close), message; or nil, "closed" | "timeout"
 -- (close without answering).
-function M.read_request(stream, limits, idle_deadline)
-  limits = limits or M.LIMITS
+function _M.read_request(stream, limits, idle_deadline)
+  limits = limits or _M.LIMITS
   local line, err
   -- A stray empty line before a request is allowed (RFC 9112, 2.2).
   for _ = 1, 4 do
@@ -192,9 +192,9 @@ end
 -- Writes a response. res = { status, headers = { Name = value }, body = string|nil }.
 -- keep_alive: whether the connection stays open; minor: the request's HTTP minor version;
 -- server: the Server header ("thinkific" by default). Returns true, or nil, err.
-function M.write_response(stream, res, keep_alive, deadline, minor, server)
+function _M.write_response(stream, res, keep_alive, deadline, minor, server)
   local status = res.status
-  local lines = { format("HTTP/1.1 %d %s", status, M.REASONS[status] or "Status"),
+  local lines = { format("HTTP/1.1 %d %s", status, _M.REASONS[status] or "Status"),
     "Date: " .. date(), "Server: " .. (server or "thinkific") }
   local names = {}
   for name in pairs(res.headers or {}) do
@@ -221,7 +221,7 @@ end
 -- Client side ---------------------------------------------------------------------------
 
 -- Writes a request. headers: { Name = value }; a body gets its Content-Length.
-function M.write_request(stream, method, target, headers, body, deadline)
+function _M.write_request(stream, method, target, headers, body, deadline)
   local lines = { format("%s %s HTTP/1.1", method, target) }
   for name, value in pairs(headers or {}) do lines[#lines + 1] = name .. ": " .. value end
   if body then lines[#lines + 1] = "Content-Length: " .. #body end
@@ -232,8 +232,8 @@ end
 
 -- Reads a response of at most max_body bytes. Returns { status, headers, body, keep_alive }
 -- or nil, message.
-function M.read_response(stream, method, max_body, deadline, limits)
-  limits = limits or M.LIMITS
+function _M.read_response(stream, method, max_body, deadline, limits)
+  limits = limits or _M.LIMITS
   while true do
     local line, err = stream:read_line(limits.line, deadline)
     if not line then return nil, err end
@@ -262,4 +262,4 @@ function M.read_response(stream, method, max_body, deadline, limits)
   end
 end
 
-return M
+return _M

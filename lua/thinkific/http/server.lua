@@ -10,9 +10,9 @@ local respond = require("thinkific.http.respond")
 
 local gettime = socket.gettime
 
-local M = {}
+local _M = {}
 
-M.DEFAULTS = {
+_M.DEFAULTS = {
   host = "127.0.0.1",
   port = 0,
   backlog = 128,
@@ -52,9 +52,9 @@ end
 -- Returns the server, or nil, err: a thinkific error, kind "network" when it cannot listen,
 -- "tls" when it cannot load the certificate or key. tls_cert without tls_key (or the other way
 -- round) is its owner's mistake: it raises.
-function M.new(opts)
+function _M.new(opts)
   local self = setmetatable({}, Server)
-  for k, v in pairs(M.DEFAULTS) do
+  for k, v in pairs(_M.DEFAULTS) do
     if opts[k] == nil then self[k] = v else self[k] = opts[k] end
   end
   self.handle = assert(opts.handle, "http.server.new needs a handle function")
@@ -201,4 +201,4 @@ function Server:close()
   self.closed = true
 end
 
-return M
+return _M

@@ -9,11 +9,11 @@ local max, min = math.max, math.min
 
 local RECV = 16384
 
-local M = {}
+local _M = {}
 
 -- A waiter for code that runs outside the loop (the spawn object, tools): every wait needs
 -- a deadline.
-M.blocking = {
+_M.blocking = {
   wait = function(_, sock, dir, deadline)
     if dir == "r" and sock.dirty and sock:dirty() then return true end
     local left = max(0, (deadline or gettime() + 30) - gettime())
@@ -26,7 +26,7 @@ M.blocking = {
 local Stream = {}
 Stream.__index = Stream
 
-function M.new(sock, waiter)
+function _M.new(sock, waiter)
   sock:settimeout(0)
   return setmetatable({ sock = sock, waiter = waiter, buf = "", eof = false }, Stream)
 end
@@ -135,9 +135,9 @@ function Stream:close()
 end
 
 -- Drives the TLS handshake of a freshly wrapped LuaSec socket without blocking, waiting on
--- `waiter` (the loop or M.blocking) until `deadline`. Returns tls, or closes it and returns
+-- `waiter` (the loop or _M.blocking) until `deadline`. Returns tls, or closes it and returns
 -- nil, err ("timeout" past the deadline).
-function M.handshake(tls, waiter, deadline)
+function _M.handshake(tls, waiter, deadline)
   tls:settimeout(0)
   while true do
     local ok, err = tls:dohandshake()
@@ -153,4 +153,4 @@ function M.handshake(tls, waiter, deadline)
   end
 end
 
-return M
+return _M

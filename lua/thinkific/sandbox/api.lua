@@ -4,13 +4,13 @@ local respond = require("thinkific.http.respond")
 local url = require("thinkific.http.url")
 local store_mod = require("thinkific.sandbox.store")
 
-local M = {}
+local _M = {}
 
-M.PREFIX = "/api/v2"
+_M.PREFIX = "/api/v2"
 
 -- The topics a webhook may have: Thinkific's 25 (anything else is its 422).
-M.TOPICS = {}
-for _, t in ipairs(require("thinkific.topics")) do M.TOPICS[t] = true end
+_M.TOPICS = {}
+for _, t in ipairs(require("thinkific.topics")) do _M.TOPICS[t] = true end
 
 local DEFAULT_LIMIT, MAX_LIMIT = 25, 250
 local MAX_URL = 2048
@@ -41,7 +41,7 @@ local function webhook_fields(req, list_errors)
     keys[#keys + 1] = field
     errors[field] = list_errors and { message } or message
   end
-  if type(body.topic) ~= "string" or not M.TOPICS[body.topic] then fail("topic", "invalid format") end
+  if type(body.topic) ~= "string" or not _M.TOPICS[body.topic] then fail("topic", "invalid format") end
   if not valid_target(body.target_url) then fail("url", "is not valid") end
   if #keys > 0 then
     return nil, respond.json(422, '{"errors":' .. json.object(keys, errors) .. "}")
@@ -138,11 +138,11 @@ local function authorized(req, api_key)
 end
 
 -- Handles one request whose path starts with /api/v2. ctx = { store, api_key }.
-function M.handle(ctx, req)
+function _M.handle(ctx, req)
   if not authorized(req, ctx.api_key) then return respond.error(401, "Authentication Error") end
   -- Segments are split before they are decoded, so an encoded "/" or "?" in an id stays in
   -- that id: it can be not found, never routed elsewhere.
-  local segs = url.segments(req.path:sub(#M.PREFIX + 1))
+  local segs = url.segments(req.path:sub(#_M.PREFIX + 1))
   local store, method, n = ctx.store, req.method, #segs
   if segs[1] == "webhooks" and n == 1 then
     if method == "GET" then return list(store, req) end
@@ -160,4 +160,4 @@ function M.handle(ctx, req)
   return respond.error(404, "Not found")
 end
 
-return M
+return _M

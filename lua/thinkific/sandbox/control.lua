@@ -5,9 +5,9 @@ local json = require("thinkific.sandbox.json")
 local respond = require("thinkific.http.respond")
 local faults_mod = require("thinkific.sandbox.faults")
 
-local M = {}
+local _M = {}
 
-function M.owns(path)
+function _M.owns(path)
   return path == "/sandbox" or path:sub(1, 9) == "/sandbox/"
 end
 
@@ -95,7 +95,7 @@ routes["/sandbox/trigger"] = {
 }
 
 -- Handles one request whose path is under /sandbox. server: the server object.
-function M.handle(server, req, peer)
+function _M.handle(server, req, peer)
   if not is_loopback(peer) then return respond.error(403, "Forbidden") end
   local route = routes[req.path]
   if not route then return respond.error(404, "Not found") end
@@ -109,4 +109,4 @@ function M.handle(server, req, peer)
   return handler(server, req)
 end
 
-return M
+return _M

@@ -16,14 +16,14 @@ local options = require("thinkific.sandbox.options")
 
 local concat = table.concat
 
-local M = {}
+local _M = {}
 
-M.KEYS = { "event_id", "webhook_id", "target_url", "attempt", "status", "error", "at" }
+_M.KEYS = { "event_id", "webhook_id", "target_url", "attempt", "status", "error", "at" }
 
-M.SUMMARY_KEYS = { "attempts", "succeeded", "failed", "given_up", "pending" }
+_M.SUMMARY_KEYS = { "attempts", "succeeded", "failed", "given_up", "pending" }
 
 -- The tenant the sandbox's envelopes name (as the seeded sample events do).
-M.TENANT_ID = "3"
+_M.TENANT_ID = "3"
 
 -- The longest single wait between attempts, whatever the backoff doubles to.
 local MAX_WAIT = options.MAX_WAIT
@@ -41,7 +41,7 @@ Deliveries.__index = Deliveries
 
 -- server: the server (its loop, store and secret, read when needed). opts: the delivery
 -- options above. Returns the deliveries, or nil, message.
-function M.new(server, opts)
+function _M.new(server, opts)
   local o, err = options.check(opts or {})
   if not o then return nil, err end
   local self = setmetatable({
@@ -87,12 +87,12 @@ function Deliveries:summary()
 end
 
 function Deliveries:summary_json()
-  return json.object(M.SUMMARY_KEYS, self:summary())
+  return json.object(_M.SUMMARY_KEYS, self:summary())
 end
 
 local function record(self, r)
   local n = #self.records + 1
-  self.records[n], self.texts[n] = r, json.object(M.KEYS, r)
+  self.records[n], self.texts[n] = r, json.object(_M.KEYS, r)
   if n > MAX_RECORDS then
     local keep = MAX_RECORDS // 2
     self.records = table.move(self.records, n - keep + 1, n, 1, {})
@@ -227,7 +227,7 @@ local function envelope_text(spec, text, store)
     return concat({
       '{"id":', enc(spec.id or store.ids:next()),
       ',"resource":', enc(resource), ',"action":', enc(action),
-      ',"tenant_id":', enc(spec.tenant_id or M.TENANT_ID),
+      ',"tenant_id":', enc(spec.tenant_id or _M.TENANT_ID),
       ',"created_at":', enc(spec.created_at or ids.now_ms()),
       ',"payload":', payload, "}",
     })
@@ -236,7 +236,7 @@ local function envelope_text(spec, text, store)
     return bad("payload must be a JSON object")
   end
   if spec.tenant_id == nil then
-    return prepend(text, { '"tenant_id":' .. json.encode(M.TENANT_ID) })
+    return prepend(text, { '"tenant_id":' .. json.encode(_M.TENANT_ID) })
   end
   return text
 end
@@ -266,4 +266,4 @@ function Deliveries:trigger(spec, text)
   return { event_id = id, webhooks = n }
 end
 
-return M
+return _M

@@ -3,14 +3,14 @@
 -- queued; each one applies `count` times.
 local json = require("thinkific.sandbox.json")
 
-local M = {}
+local _M = {}
 
 local MAX_DELAY_MS = 600000
 
 local Faults = {}
 Faults.__index = Faults
 
-function M.new()
+function _M.new()
   return setmetatable({ queue = {} }, Faults)
 end
 
@@ -19,7 +19,7 @@ local function is_int(v, lo, hi)
 end
 
 -- Checks a decoded fault description. Returns the fault, or nil, message.
-function M.parse(spec)
+function _M.parse(spec)
   if type(spec) ~= "table" then return nil, "a fault must be a JSON object" end
   local f = {}
   if type(spec.path) ~= "string" or spec.path:sub(1, 1) ~= "/" then
@@ -95,7 +95,7 @@ end
 
 -- The answer of a fault with a status. A string body is sent as it is (HTML when it starts
 -- with "<", as a CDN error page would be); any other body is sent as JSON.
-function M.response(f)
+function _M.response(f)
   local headers, body = {}, ""
   if type(f.body) == "string" then
     body = f.body
@@ -114,4 +114,4 @@ function M.response(f)
   return { status = f.status, headers = headers, body = body }
 end
 
-return M
+return _M

@@ -4,9 +4,9 @@
 -- recorded (key order, nulls) and the server never reads files at run time.
 local concat = table.concat
 
-local M = {}
+local _M = {}
 
-M.events = {
+_M.events = {
   -- order.created.json
   concat{
     '{"id":"20180126172320940835610","resource":"order","action":"created","tenant_id":"3",',
@@ -43,7 +43,7 @@ M.events = {
 }
 
 -- Their envelope ids, in the order above.
-M.ids = {
+_M.ids = {
   "20180126172320940835610", -- order.created
   "20180126171756020665195", -- enrollment.created
   "20191029145629636106318", -- lesson.completed
@@ -55,15 +55,15 @@ local SAMPLES = {
   user = '{"email":"ninjas@thinkific.com","first_name":"Robert","id":123456,"last_name":"Smith"}',
   course = '{"id":4,"name":"Introduction to Webhooks"}',
 }
-for _, text in ipairs(M.events) do
+for _, text in ipairs(_M.events) do
   local resource = text:match('"resource":"([^"]+)"')
   SAMPLES[resource] = text:match(',"payload":({.*})}$')
 end
 
 -- The JSON text of a sample payload for a topic ("resource.action"): that of its resource
 -- when there is one, else {"id":1}.
-function M.sample_payload(topic)
+function _M.sample_payload(topic)
   return SAMPLES[tostring(topic):match("^([^.]*)")] or '{"id":1}'
 end
 
-return M
+return _M

@@ -8,12 +8,12 @@ local http = require("thinkific.http.message")
 
 local gettime = socket.gettime
 
-local M = {}
+local _M = {}
 
-M.MAX_BODY = 16 * 1024 * 1024
+_M.MAX_BODY = 16 * 1024 * 1024
 
 -- "https://host:port/path?q" -> scheme, host, port, target
-function M.split_url(u)
+function _M.split_url(u)
   local scheme, authority, target = u:match("^(%a[%w+.-]*)://([^/?#]*)(.*)$")
   if not scheme then return nil end
   scheme = scheme:lower()
@@ -58,8 +58,8 @@ end
 
 -- opts: url, method ("GET"), headers ({Name = value}), body (string), timeout (seconds, 10),
 -- waiter (stream.blocking), max_body. Returns { status, headers, body } or nil, message.
-function M.request(opts)
-  local scheme, host, port, target = M.split_url(opts.url)
+function _M.request(opts)
+  local scheme, host, port, target = _M.split_url(opts.url)
   if not scheme then return nil, "not an http or https URL" end
   local waiter = opts.waiter or stream_mod.blocking
   local deadline = gettime() + (opts.timeout or 10)
@@ -79,7 +79,7 @@ function M.request(opts)
   local res
   local ok, werr = http.write_request(stream, method, target, headers, opts.body, deadline)
   if ok then
-    res, err = http.read_response(stream, method, opts.max_body or M.MAX_BODY, deadline)
+    res, err = http.read_response(stream, method, opts.max_body or _M.MAX_BODY, deadline)
   else
     err = werr
   end
@@ -88,4 +88,4 @@ function M.request(opts)
   return res
 end
 
-return M
+return _M

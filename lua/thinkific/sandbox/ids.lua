@@ -5,7 +5,7 @@ local socket = require("socket")
 local floor, format, date = math.floor, string.format, os.date
 local byte, char, unpack = string.byte, string.char, table.unpack
 
-local M = {}
+local _M = {}
 
 -- Adds one to a string of decimal digits of fixed width.
 local function increment(digits)
@@ -37,32 +37,32 @@ function Generator:next()
   return id
 end
 
-function M.generator()
+function _M.generator()
   return setmetatable({ last = "" }, Generator)
 end
 
 -- The creation time written in an id, as Thinkific writes it: 2020-02-27T21:32:33.625839530Z
-function M.time_of(id)
+function _M.time_of(id)
   return format("%s-%s-%sT%s:%s:%s.%sZ", id:sub(1, 4), id:sub(5, 6), id:sub(7, 8),
     id:sub(9, 10), id:sub(11, 12), id:sub(13, 14), id:sub(15, 23))
 end
 
 -- The current time with nanosecond digits (updated_at).
-function M.now()
+function _M.now()
   local t = socket.gettime()
   local sec = floor(t)
   return date("!%Y-%m-%dT%H:%M:%S", sec) .. format(".%09dZ", floor((t - sec) * 1e9))
 end
 
 -- The current time with milliseconds, as event envelopes carry it: 2018-01-26T22:23:20.808Z
-function M.now_ms()
+function _M.now_ms()
   local t = socket.gettime()
   local sec = floor(t)
   return date("!%Y-%m-%dT%H:%M:%S", sec) .. format(".%03dZ", floor((t - sec) * 1e3))
 end
 
-function M.is_id(s)
+function _M.is_id(s)
   return type(s) == "string" and #s == 23 and s:find("^%d+$") ~= nil
 end
 
-return M
+return _M

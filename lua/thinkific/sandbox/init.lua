@@ -13,7 +13,7 @@ local options = require("thinkific.sandbox.options")
 
 local is_integer = options.is_integer
 
-local M = {}
+local _M = {}
 
 local OPTIONS = {
   port = "number", host = "string", api_key = "string", secret = "string",
@@ -250,7 +250,7 @@ end
 -- subdomain ("sandbox"), delivery_attempts (5), delivery_timeout (5 s), delivery_backoff
 -- (0.25 s, doubling), delivery_concurrency (32).
 -- Returns the sandbox object; raises when it cannot start, with the child's stderr.
-function M.spawn(opts)
+function _M.spawn(opts)
   opts = opts or {}
   check_options(opts)
   local api_key = opts.api_key or options.DEFAULT_API_KEY
@@ -316,7 +316,7 @@ end
 -- opts as for spawn (without lua and timeouts); raises on a bad delivery option or a
 -- certificate without its key. Returns the server, or nil, err (kind "network" when it cannot
 -- listen, "tls" when it cannot load the certificate or key).
-function M.serve(opts)
+function _M.serve(opts)
   opts = opts or {}
   if type(opts) ~= "table" then
     error("bad argument #1 to 'serve' (table expected, got " .. type(opts) .. ")", 2)
@@ -329,4 +329,4 @@ function M.serve(opts)
   return require("thinkific.sandbox.server").new(opts)
 end
 
-return M
+return _M

@@ -1,17 +1,17 @@
 -- The sandbox's options shared by spawn (in the parent process, which may be LuaJIT), the
 -- command line and the server: the credentials' default and variables, the delivery options
 -- and their check. Portable Lua: no server module is loaded to check an option.
-local M = {}
+local _M = {}
 
 -- The sandbox's own test credential, printed because it is no secret: nothing else is.
-M.DEFAULT_API_KEY = "sandbox-key"
+_M.DEFAULT_API_KEY = "sandbox-key"
 
 -- Where `spawn` puts the credentials, so they never appear in a process listing.
-M.ENV_API_KEY = "THINKIFIC_SANDBOX_API_KEY"
-M.ENV_SECRET = "THINKIFIC_SANDBOX_SECRET"
+_M.ENV_API_KEY = "THINKIFIC_SANDBOX_API_KEY"
+_M.ENV_SECRET = "THINKIFIC_SANDBOX_SECRET"
 
 -- Server options (server.new / spawn / the command line) and their defaults.
-M.DEFAULTS = {
+_M.DEFAULTS = {
   delivery_attempts = 5,      -- attempts per delivery, the first one included
   delivery_timeout = 5,       -- seconds for one attempt: connect, send, answer
   delivery_backoff = 0.25,    -- seconds before the second attempt; doubles each time
@@ -20,15 +20,15 @@ M.DEFAULTS = {
 }
 
 -- The longest single wait between attempts, whatever the backoff doubles to.
-M.MAX_WAIT = 3600
+_M.MAX_WAIT = 3600
 
 local is_integer = require("thinkific.integer").is_integer
-M.is_integer = is_integer
+_M.is_integer = is_integer
 
 -- Checks the delivery options. Returns the settings, or nil, message.
-function M.check(opts)
+function _M.check(opts)
   local o = {}
-  for k, v in pairs(M.DEFAULTS) do
+  for k, v in pairs(_M.DEFAULTS) do
     if opts[k] == nil then o[k] = v else o[k] = opts[k] end
   end
   local function integer_in(v, lo, hi) return is_integer(v) and v >= lo and v <= hi end
@@ -39,8 +39,8 @@ function M.check(opts)
   if not number(o.delivery_timeout, 0.001, 600) then
     return nil, "delivery_timeout must be a number of seconds, 0.001..600"
   end
-  if not number(o.delivery_backoff, 0, M.MAX_WAIT) then
-    return nil, "delivery_backoff must be a number of seconds, 0.." .. M.MAX_WAIT
+  if not number(o.delivery_backoff, 0, _M.MAX_WAIT) then
+    return nil, "delivery_backoff must be a number of seconds, 0.." .. _M.MAX_WAIT
   end
   if not integer_in(o.delivery_concurrency, 1, 512) then
     return nil, "delivery_concurrency must be an integer 1..512"
@@ -51,4 +51,4 @@ function M.check(opts)
   return o
 end
 
-return M
+return _M

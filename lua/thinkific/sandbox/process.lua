@@ -6,7 +6,7 @@ local socket = require("socket")
 
 local gettime, sleep = socket.gettime, socket.sleep
 
-local M = {}
+local _M = {}
 
 local HAS_PROC = false
 do
@@ -17,11 +17,11 @@ do
   end
 end
 
-function M.quote(s)
+function _M.quote(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
 end
 
-function M.read_file(path, max)
+function _M.read_file(path, max)
   local f = io.open(path, "rb")
   if not f then return nil end
   local s = f:read(max or "a")
@@ -30,8 +30,8 @@ function M.read_file(path, max)
 end
 
 -- Is the process running (not gone, not a zombie waiting for us)?
-function M.alive(pid)
-  local stat = M.read_file("/proc/" .. pid .. "/stat")
+function _M.alive(pid)
+  local stat = _M.read_file("/proc/" .. pid .. "/stat")
   if stat then
     local state = stat:match("^%d+ %b() (%a)")
     return state ~= "Z" and state ~= "X"
@@ -43,9 +43,9 @@ function M.alive(pid)
 end
 
 -- Waits up to `seconds` for the process to end. Returns true when it has.
-function M.wait_exit(pid, seconds)
+function _M.wait_exit(pid, seconds)
   local deadline = gettime() + seconds
-  while M.alive(pid) do
+  while _M.alive(pid) do
     if gettime() > deadline then return false end
     sleep(0.01)
   end
@@ -57,18 +57,18 @@ Process.__index = Process
 
 -- Starts `argv_shell` (an already quoted command line) with env (name -> value; false
 -- unsets). Returns the process, or raises.
-function M.start(command, env)
+function _M.start(command, env)
   local p = setmetatable({ out = os.tmpname(), err = os.tmpname(), pidfile = os.tmpname() }, Process)
   local parts = {}
   for name, value in pairs(env) do
     if value then
-      parts[#parts + 1] = string.format("export %s=%s;", name, M.quote(value))
+      parts[#parts + 1] = string.format("export %s=%s;", name, _M.quote(value))
     else
       parts[#parts + 1] = string.format("unset %s;", name)
     end
   end
-  parts[#parts + 1] = string.format("echo $$ > %s; exec %s > %s 2> %s", M.quote(p.pidfile),
-    command, M.quote(p.out), M.quote(p.err))
+  parts[#parts + 1] = string.format("echo $$ > %s; exec %s > %s 2> %s", _M.quote(p.pidfile),
+    command, _M.quote(p.out), _M.quote(p.err))
   local pipe, err = io.popen(table.concat(parts, " "), "w")
   if not pipe then
     p:cleanup()
@@ -81,7 +81,7 @@ end
 -- The pid, once the shell has written it (nil before).
 function Process:getpid()
   if not self.pid then
-    self.pid = tonumber((M.read_file(self.pidfile) or ""):match("^(%d+)\n"))
+    self.pid = tonumber((_M.read_file(self.pidfile) or ""):match("^(%d+)\n"))
   end
   return self.pid
 end
@@ -91,12 +91,12 @@ end
 function Process:first_line(seconds)
   local deadline = gettime() + seconds
   while true do
-    local line = (M.read_file(self.out, 4096) or ""):match("^([^\n]*)\n")
+    local line = (_M.read_file(self.out, 4096) or ""):match("^([^\n]*)\n")
     if line then return line end
     local pid = self:getpid()
-    if pid and not M.alive(pid) then
+    if pid and not _M.alive(pid) then
       -- It may have printed just before it exited.
-      line = (M.read_file(self.out, 4096) or ""):match("^([^\n]*)\n")
+      line = (_M.read_file(self.out, 4096) or ""):match("^([^\n]*)\n")
       if line then return line end
       return nil, "exited"
     end
@@ -107,7 +107,7 @@ end
 
 -- What the process wrote on stderr so far (at most 2000 bytes).
 function Process:stderr()
-  return M.read_file(self.err, 2000) or ""
+  return _M.read_file(self.err, 2000) or ""
 end
 
 function Process:cleanup()
@@ -122,11 +122,11 @@ function Process:stop(grace)
   if self.stopped then return end
   self.stopped = true
   local pid = self:getpid()
-  if pid and M.alive(pid) then
+  if pid and _M.alive(pid) then
     os.execute("kill -TERM " .. pid .. " 2>/dev/null")
-    if not M.wait_exit(pid, grace or 3) then
+    if not _M.wait_exit(pid, grace or 3) then
       os.execute("kill -KILL " .. pid .. " 2>/dev/null")
-      M.wait_exit(pid, 2)
+      _M.wait_exit(pid, 2)
     end
   end
   if self.pipe then
@@ -136,4 +136,4 @@ function Process:stop(grace)
   self:cleanup()
 end
 
-return M
+return _M

@@ -12,9 +12,9 @@ local respond = require("thinkific.http.respond")
 
 local gettime = require("socket").gettime
 
-local M = {}
+local _M = {}
 
-M.DEFAULTS = {
+_M.DEFAULTS = {
   host = "127.0.0.1",
   port = 0,
   api_key = options.DEFAULT_API_KEY,
@@ -37,10 +37,10 @@ end
 -- request_line below), and the delivery options of deliveries.lua (delivery_attempts,
 -- delivery_timeout, delivery_backoff, delivery_concurrency, subdomain).
 -- Returns the server, or nil, err (see http/server.lua); its caller has checked the options.
-function M.new(opts)
+function _M.new(opts)
   opts = opts or {}
   local self = setmetatable({}, Server)
-  for k, v in pairs(M.DEFAULTS) do
+  for k, v in pairs(_M.DEFAULTS) do
     if opts[k] == nil then self[k] = v else self[k] = opts[k] end
   end
   self.secret = opts.secret or self.api_key
@@ -180,4 +180,4 @@ function Server:close()
   self.deliveries:close()
 end
 
-return M
+return _M

@@ -3,12 +3,12 @@ local json = require("thinkific.sandbox.json")
 local ids = require("thinkific.sandbox.ids")
 local fixtures = require("thinkific.sandbox.fixtures")
 
-local M = {}
+local _M = {}
 
 -- The user the sandbox says made every change (Thinkific sends it as a string).
-M.USER = "100001"
+_M.USER = "100001"
 
-M.WEBHOOK_KEYS = { "id", "status", "topic", "created_at", "created_by", "updated_at",
+_M.WEBHOOK_KEYS = { "id", "status", "topic", "created_at", "created_by", "updated_at",
   "updated_by", "target_url" }
 
 -- Cursors are remembered so that an unknown one can be refused; past this many the oldest
@@ -18,7 +18,7 @@ local MAX_CURSORS = 10000
 local Store = {}
 Store.__index = Store
 
-function M.new()
+function _M.new()
   local self = setmetatable({ ids = ids.generator() }, Store)
   self:reset()
   return self
@@ -36,15 +36,15 @@ function Store:reset()
   end
 end
 
-function M.webhook_json(wh)
-  return json.object(M.WEBHOOK_KEYS, wh)
+function _M.webhook_json(wh)
+  return json.object(_M.WEBHOOK_KEYS, wh)
 end
 
 function Store:create_webhook(topic, target_url)
   local id = self.ids:next()
   local at = ids.time_of(id)
   local wh = { id = id, status = "active", topic = topic, target_url = target_url,
-    created_at = at, created_by = M.USER, updated_at = at, updated_by = M.USER }
+    created_at = at, created_by = _M.USER, updated_at = at, updated_by = _M.USER }
   self.webhooks[#self.webhooks + 1] = wh
   self.by_id[id] = wh
   return wh
@@ -56,7 +56,7 @@ end
 
 function Store.update_webhook(_, wh, topic, target_url)
   wh.topic, wh.target_url = topic, target_url
-  wh.updated_at, wh.updated_by = ids.now(), M.USER
+  wh.updated_at, wh.updated_by = ids.now(), _M.USER
   return wh
 end
 
@@ -138,4 +138,4 @@ function Store:event_ids()
   return self.event_order
 end
 
-return M
+return _M

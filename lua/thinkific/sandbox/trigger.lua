@@ -8,12 +8,12 @@ local common = require("thinkific.cli.common")
 local fixtures = require("thinkific.sandbox.fixtures")
 local thinkific = require("thinkific")
 
-local M = {}
+local _M = {}
 
 local PROG = "thinkific sandbox trigger"
-M.TIMEOUT = 10
-M.MAX_RESPONSE = 64 * 1024 -- bytes: the sandbox answers {"event_id": …, "webhooks": n}
-M.PATH = "/sandbox/trigger"
+_M.TIMEOUT = 10
+_M.MAX_RESPONSE = 64 * 1024 -- bytes: the sandbox answers {"event_id": …, "webhooks": n}
+_M.PATH = "/sandbox/trigger"
 
 local function parser()
   local p = argparse(PROG, "Trigger an event in a running sandbox: it is recorded and "
@@ -29,7 +29,7 @@ local function parser()
   p:option("--ca-file", "https: the CA certificates to trust (PEM), e.g. the sandbox's "
     .. "--tls-cert. Default: $" .. common.ENV_CA_FILES[1] .. ", else $" .. common.ENV_CA_FILES[2]
     .. ", else libcurl's own bundle."):argname("FILE")
-  p:option("--timeout", "Seconds for the whole request.", tostring(M.TIMEOUT)):argname("SECONDS")
+  p:option("--timeout", "Seconds for the whole request.", tostring(_M.TIMEOUT)):argname("SECONDS")
   p:flag("--json", 'Print the sandbox\'s answer as it is: {"event_id": ..., "webhooks": n}.')
   return p
 end
@@ -41,7 +41,7 @@ end
 
 -- The sandbox's root (where the control endpoints are) from its root or its API base URL.
 -- Returns the root, or nil and a message.
-function M.root(u)
+function _M.root(u)
   local scheme = u:match("^(%a[%w+.-]*)://")
   scheme = scheme and scheme:lower()
   if scheme ~= "http" and scheme ~= "https" then return nil, "must be http:// or https://" end
@@ -54,7 +54,7 @@ end
 -- (its topic must be TOPIC), a bare payload wrapped as {"topic": …, "payload": …}, its text
 -- kept byte for byte (the sandbox keeps it without the white space around it).
 -- Returns the body, or nil and a message.
-function M.body(topic, text)
+function _M.body(topic, text)
   local value, err = thinkific.decode(text)
   if value == nil then return nil, tostring(err) end
   if type(value) ~= "table" or not text:find("^%s*{") then return nil, "not a JSON object" end
@@ -76,7 +76,7 @@ end
 
 -- argv: the arguments after "trigger". Returns the exit status: 0, 1 when the sandbox cannot
 -- be reached or refuses, 2 on usage errors.
-function M.main(argv, getenv)
+function _M.main(argv, getenv)
   getenv = getenv or os.getenv
   local p = parser()
   local args, status = common.parse(p, PROG, argv)
@@ -96,7 +96,7 @@ function M.main(argv, getenv)
     return common.usage_error(p, PROG, "which sandbox? pass --sandbox URL or set "
       .. common.ENV_BASE_URL .. " (thinkific sandbox prints the line to paste)")
   end
-  local root, why = M.root(given)
+  local root, why = _M.root(given)
   if not root then return common.usage_error(p, PROG, from .. " " .. why) end
 
   local text = fixtures.sample_payload(topic)
@@ -105,11 +105,11 @@ function M.main(argv, getenv)
     text, rerr = common.read_input(args.payload)
     if not text then return common.fail(PROG, rerr) end
   end
-  local body, berr = M.body(topic, text)
+  local body, berr = _M.body(topic, text)
   if not body then return common.fail(PROG, (args.payload or "the sample payload") .. ": " .. berr) end
-  local url = root .. M.PATH
+  local url = root .. _M.PATH
   local code, answer = common.send({ method = "POST", url = url, body = body, timeout = timeout,
-    max_response_size = M.MAX_RESPONSE, headers = { ["Content-Type"] = "application/json",
+    max_response_size = _M.MAX_RESPONSE, headers = { ["Content-Type"] = "application/json",
       ["User-Agent"] = "lua-thinkific sandbox trigger" } }, args.ca_file, getenv)
   if not code then
     if answer:find("(Connection refused)", 1, true) then
@@ -133,4 +133,4 @@ function M.main(argv, getenv)
   return 0
 end
 
-return M
+return _M
