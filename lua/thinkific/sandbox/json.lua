@@ -5,13 +5,13 @@ local core = require("thinkific.core")
 
 local concat, find, sub, byte = table.concat, string.find, string.sub, string.byte
 
-local M = {
+local _M = {
   null = core.null,
   decode = core.decode,
 }
 
 -- Encodes a value; raises on a value that cannot be JSON (the sandbox's own data always can).
-function M.encode(value)
+function _M.encode(value)
   local text, err = core.encode(value)
   if not text then error("thinkific.sandbox: cannot encode JSON: " .. tostring(err), 2) end
   return text
@@ -19,25 +19,25 @@ end
 
 -- {"k1":v1,"k2":v2,...} in the order of keys; keys whose value is nil are left out
 -- (use json.null for a JSON null).
-function M.object(keys, t)
+function _M.object(keys, t)
   local parts = {}
   for _, k in ipairs(keys) do
     local v = t[k]
-    if v ~= nil then parts[#parts + 1] = M.encode(k) .. ":" .. M.encode(v) end
+    if v ~= nil then parts[#parts + 1] = _M.encode(k) .. ":" .. _M.encode(v) end
   end
   return "{" .. concat(parts, ",") .. "}"
 end
 
 -- [e1,e2,...] from texts that are already JSON.
-function M.array_of(texts)
+function _M.array_of(texts)
   return "[" .. concat(texts, ",") .. "]"
 end
 
 -- A JSON array of plain values (strings, numbers...), [] when empty.
-function M.array(values)
+function _M.array(values)
   local texts = {}
-  for i, v in ipairs(values) do texts[i] = M.encode(v) end
-  return M.array_of(texts)
+  for i, v in ipairs(values) do texts[i] = _M.encode(v) end
+  return _M.array_of(texts)
 end
 
 -- Raw text of JSON values ------------------------------------------------------------------
@@ -85,7 +85,7 @@ end
 
 -- The members of a JSON object text: { key = raw value text }, the last of repeated keys
 -- winning as in decoding; nil when the text is not an object.
-function M.members(s)
+function _M.members(s)
   local i = skip_ws(s, 1)
   if byte(s, i) ~= 123 then return nil end
   i = skip_ws(s, i + 1)
@@ -110,4 +110,4 @@ function M.members(s)
   end
 end
 
-return M
+return _M
