@@ -33,6 +33,19 @@ function _M.wants_help(argv)
   return false
 end
 
+-- The options of a command that serves: --host and --port (0: a free port, the default).
+function _M.address_options(p)
+  p:option("--host", "Address to listen on.", "127.0.0.1")
+  p:option("--port", "Port to listen on (0: any free port).", "0")
+end
+
+-- The port of args (from address_options), or nil and the message of a usage error.
+function _M.port(args)
+  local port = args.port:find("^%d+$") and tonumber(args.port)
+  if not port or port > 65535 then return nil, "--port must be a number 0..65535" end
+  return port
+end
+
 -- Prints p's help on stdout; returns 0.
 function _M.help(p)
   io.stdout:write(p:get_help(), "\n")

@@ -12,8 +12,7 @@ local function parser()
     "Receive Thinkific deliveries on a local HTTP server and hand them to a router.")
   p:add_help(false)
   p:flag("-h --help", "Show this help and exit.")
-  p:option("--host", "Address to listen on.", "127.0.0.1")
-  p:option("--port", "Port to listen on (0: any free port).", "0")
+  common.address_options(p)
   p:argument("rules", "A Lua file that returns a router (thinkific.router{...}).")
   return p
 end
@@ -59,8 +58,8 @@ function _M.main(argv)
   end
   local ok, args = p:pparse(argv)
   if not ok then return usage_error(p, args) end
-  local port = args.port:find("^%d+$") and tonumber(args.port)
-  if not port or port > 65535 then return usage_error(p, "--port must be a number 0..65535") end
+  local port, bad_port = common.port(args)
+  if not port then return usage_error(p, bad_port) end
 
   local router, err = _M.load_rules(args.rules)
   if not router then return fail(err) end

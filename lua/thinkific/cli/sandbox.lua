@@ -13,8 +13,7 @@ local function parser()
     "Run a Thinkific-compatible Webhooks API server for tests, on loopback.")
   p:add_help(false)
   p:flag("-h --help", "Show this help and exit.")
-  p:option("--host", "Address to listen on.", "127.0.0.1")
-  p:option("--port", "Port to listen on (0: any free port).", "0")
+  common.address_options(p)
   p:option("--api-key", "API key clients must send as the bearer credential (default "
     .. "$" .. options.ENV_API_KEY .. " or sandbox-key).")
   p:option("--secret", "Secret that signs deliveries (default $" .. options.ENV_SECRET
@@ -84,8 +83,8 @@ function _M.main(argv, getenv)
     io.stdout:write(p:get_help(), "\n")
     return 0
   end
-  local port = args.port:find("^%d+$") and tonumber(args.port)
-  if not port or port > 65535 then return usage_error(p, "--port must be a number 0..65535") end
+  local port, bad_port = common.port(args)
+  if not port then return usage_error(p, bad_port) end
   if (args.tls_cert == nil) ~= (args.tls_key == nil) then
     return usage_error(p, "--tls-cert and --tls-key go together")
   end
