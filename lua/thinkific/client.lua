@@ -28,7 +28,7 @@ local states = setmetatable({}, { __mode = "k" })
 local DEFAULTS = {
   base_url = "https://api.thinkific.com/api/v2", user_agent = "lua-thinkific/" .. VERSION,
   timeout = 30, connect_timeout = 10, max_response_size = 16 * 1024 * 1024,
-  retries = 3, max_retry_wait = 60,
+  retries = 3, max_retry_wait = 60, max_pages = 10000,
 }
 
 local OPTION_TYPES = {
@@ -36,7 +36,7 @@ local OPTION_TYPES = {
   timeout = "number", connect_timeout = "number", retries = "number",
   max_retry_wait = "number", verify_tls = "boolean", ca_file = "string",
   user_agent = "string", transport = "function", sleep = "function",
-  allow_blocking = "boolean", max_response_size = "number",
+  allow_blocking = "boolean", max_response_size = "number", max_pages = "number",
 }
 
 -- Options that reach the wire (or name a file), checked for CR, LF and NUL.
@@ -80,6 +80,9 @@ local function check_options(opts)
   if opts.retries and (not is_integer(opts.retries) or opts.retries < 0) then
     argerror(1, "new", "option 'retries' must be an integer >= 0")
   end
+  if opts.max_pages and (not is_integer(opts.max_pages) or opts.max_pages < 1) then
+    argerror(1, "new", "option 'max_pages' must be an integer >= 1")
+  end
   if opts.max_retry_wait and opts.max_retry_wait < 0 then
     argerror(1, "new", "option 'max_retry_wait' must be >= 0")
   end
@@ -115,6 +118,7 @@ function _M.new(opts)
   end
   state.retries = opts.retries or DEFAULTS.retries
   state.max_retry_wait = opts.max_retry_wait or DEFAULTS.max_retry_wait
+  state.max_pages = opts.max_pages or DEFAULTS.max_pages
   return client
 end
 
@@ -216,9 +220,10 @@ function methods:webhooks(opts)
   end
   local limit = opts and opts.limit
   check_limit(limit, "webhooks")
-  client_state(self) -- raises now, not at the first step, on a closed client
+  -- client_state raises now, not at the first step, on a closed client.
+  local max_pages = client_state(self).max_pages
   local items, i, cursor = nil, 0, nil
-  local done, seen = false, {}
+  local done, seen, pages = false, {}, 0
   return function()
     while true do
       if items and i < #items then
@@ -226,6 +231,14 @@ function methods:webhooks(opts)
         return items[i]
       end
       if done then return nil end
+      -- A server that gives a fresh cursor for ever would page for ever: bounded.
+      if pages == max_pages then
+        done = true
+        return false, make_error{ kind = "limit", method = "GET", path = "/webhooks", sent = true,
+          message = ("stopped after %d pages, the bound set by max_pages: the server still "
+            .. "gives a next page"):format(max_pages) }
+      end
+      pages = pages + 1
       local query = { limit = limit }
       if type(cursor) == "string" then query.next = cursor else query.page = cursor end
       local page, err = self:list_webhooks(query)
