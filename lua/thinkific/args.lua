@@ -48,6 +48,30 @@ function _M.one_line(s)
   return not (s:find("[\r\n]") or s:find("\0", 1, true))
 end
 
+-- An http(s) URL read as RFC 3986 reads it: scheme, user info (nil without one), host[:port]
+-- and the rest (path, query, fragment). The authority ends at the first '/', '?' or '#'; the
+-- user info is what precedes its last '@'. nil when url is not scheme://...
+function _M.url_parts(url)
+  local scheme, after = url:match("^(%a[%w+.-]*)://(.*)$")
+  if not scheme then return nil end
+  local authority, rest = after:match("^([^/?#]*)(.*)$")
+  local userinfo, host = authority:match("^(.*)@(.*)$")
+  return scheme, userinfo, host or authority, rest
+end
+
+-- Why the '@' signs of url leave its user info open to more than one reading, or nil. One '@'
+-- before the host is user info; an '@' after the host (a password holding '/', '?' or '#')
+-- or a second one (a password holding '@') is read differently by RFC 3986, libcurl and a
+-- reader's eye, so what is a password, and must not be shown, would be a guess.
+function _M.userinfo_problem(url)
+  local scheme, userinfo, _, rest = _M.url_parts(url)
+  if not scheme or not (rest:find("@", 1, true) or (userinfo or ""):find("@", 1, true)) then
+    return nil
+  end
+  return "may hold one '@', before the host: percent-encode any other as %40, and '/', '?' "
+    .. "or '#' in a user name or password as %2F, %3F or %23"
+end
+
 -- Functions and tables with a __call metamethod.
 function _M.callable(v)
   if type(v) == "function" then return true end

@@ -71,6 +71,9 @@ local function check_options(opts)
   if opts.base_url and not (opts.base_url:find("^http://") or opts.base_url:find("^https://")) then
     argerror(1, "new", "'base_url' must start with http:// or https://")
   end
+  -- What is a password must be certain before tostring(client) and messages can hide it.
+  local at_problem = opts.base_url and args.userinfo_problem(opts.base_url)
+  if at_problem then argerror(1, "new", "'base_url' " .. at_problem) end
   for _, k in ipairs{ "timeout", "connect_timeout", "max_response_size" } do
     local v = opts[k]
     if v and (v ~= v or v <= 0) then -- NaN too
