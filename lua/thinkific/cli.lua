@@ -54,7 +54,8 @@ end
 local function find(name)
   local command = _M.commands[name]
   if command then return command end
-  io.stderr:write("thinkific: unknown command '", name, "'", suggest.hint(name, _M.ORDER),
+  local printable = require("thinkific.cli.common").printable
+  io.stderr:write("thinkific: unknown command '", printable(name), "'", suggest.hint(name, _M.ORDER),
     " (see thinkific --help)\n")
   return nil
 end

@@ -1,6 +1,8 @@
 -- Shared by the `thinkific` subcommands: usage errors (exit 2), runtime failures (one line on
 -- stderr, exit 1), --help, the client from the environment, input files and output. Nothing
 -- here prints a credential or a secret.
+local checks = require("thinkific.args")
+
 local _M = {}
 
 _M.ENV_API_KEY = "THINKIFIC_API_KEY"
@@ -107,9 +109,39 @@ _M.API_ENVIRONMENT = string.format("Environment:\n  %s or %s: the credential\n"
 -- The width command help is wrapped to.
 _M.HELP_WIDTH = 80
 
--- A URL as it may be shown: no user:password@, no query, no fragment.
+-- A URL as it may be shown: no user information, no query, no fragment. The user info is
+-- everything up to the last '@': RFC 3986's reading of every URL args.userinfo_problem lets
+-- through (one '@', before the host), and the cautious one of the others.
 function _M.shown_url(url)
-  return (url:gsub("^(%a[%w+.-]*://)[^/?#]*@", "%1"):gsub("[?#].*$", ""))
+  local scheme, rest = url:match("^(%a[%w+.-]*://)(.*)$")
+  if not scheme then scheme, rest = "", url end
+  rest = rest:match("^.*@(.*)$") or rest
+  return scheme .. rest:gsub("[?#].*$", "")
+end
+
+-- Why a command cannot send to url (nil when it can), to follow its name ("URL", "--sandbox"):
+-- http or https, a host, one line, and user information that reads one way only.
+function _M.url_problem(url)
+  if not checks.one_line(url) then return "must not contain CR, LF or NUL" end
+  local scheme, _, host = checks.url_parts(url)
+  scheme = scheme and scheme:lower()
+  if scheme ~= "http" and scheme ~= "https" then return "must be http:// or https://" end
+  if host == "" then return "has no host" end
+  return checks.userinfo_problem(url)
+end
+
+-- s as a message may quote it: on one line (control bytes as \r, \n, \0, \xNN), at most
+-- PRINTABLE_MAX bytes of it ("..." after a longer one). A value from the user never reaches
+-- the terminal raw.
+_M.PRINTABLE_MAX = 100
+local ESCAPES = { ["\r"] = "\\r", ["\n"] = "\\n", ["\t"] = "\\t", ["\0"] = "\\0" }
+
+function _M.printable(s)
+  s = tostring(s)
+  local long = #s > _M.PRINTABLE_MAX
+  if long then s = s:sub(1, _M.PRINTABLE_MAX) end
+  s = s:gsub("%c", function(c) return ESCAPES[c] or ("\\x%02X"):format(c:byte()) end)
+  return long and s .. "..." or s
 end
 
 -- Why thinkific.new refused the settings, in words that name the variable to fix. raised: the
@@ -169,8 +201,16 @@ end
 -- environment (_M.ca_file, read before anything is sent). Returns the status and the body of
 -- the answer; or nil and one line: the CA file's problem, or "POST URL: why" with the URL as
 -- _M.shown_url gives it, naming --timeout when it ran out and --ca-file as the fix of a
--- certificate that cannot be verified.
+-- certificate that cannot be verified; or nil, one line and true for a value that cannot be
+-- sent (CR, LF or NUL in a header or the URL): a usage error.
 function _M.send(opts, ca_option, getenv)
+  -- Checked here, where the request is built: no header value may add a header. core.send
+  -- checks them and the URL again, and raises: what it refuses is the user's, a usage error.
+  for name, value in pairs(opts.headers or {}) do
+    if not (checks.one_line(name) and checks.one_line(value)) then
+      return nil, "header '" .. _M.printable(name) .. "' must not contain CR, LF or NUL", true
+    end
+  end
   local ca_from
   if opts.url:lower():find("^https:") then
     local ca_file
@@ -178,7 +218,8 @@ function _M.send(opts, ca_option, getenv)
     if ca_file == nil then return nil, ca_from end
     opts.ca_file = ca_file or nil
   end
-  local status, err, body = require("thinkific.core").send(opts)
+  local ok, status, err, body = pcall(require("thinkific.core").send, opts)
+  if not ok then return nil, tostring(status):match("%((.*)%)$") or "invalid request", true end
   if status then return status, body end
   local why = err.message
   if err.kind == "timeout" then
@@ -215,7 +256,8 @@ function _M.api(prog, ca_option, getenv)
   local ok, client = pcall(require("thinkific").new, opts)
   if not ok then
     local secrets = { api_key or token }
-    local userinfo = base_url and base_url:match("^%a[%w+.-]*://([^/?#]*)@")
+    -- Everything up to the last '@' may be user info (a password can hold '/', '?', '#').
+    local userinfo = base_url and base_url:match("^%a[%w+.-]*://(.*)@")
     if userinfo and userinfo ~= "" then secrets[2] = userinfo end
     return nil, _M.usage_error(nil, prog, settings_error(client, secrets, ca_from))
   end

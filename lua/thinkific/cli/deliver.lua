@@ -73,14 +73,8 @@ function _M.main(argv, getenv)
   if not timeout or timeout <= 0 or timeout == math.huge then
     return common.usage_error(p, PROG, "--timeout must be a positive number")
   end
-  local scheme = args.url:match("^(%a[%w+.-]*)://")
-  scheme = scheme and scheme:lower()
-  if scheme ~= "http" and scheme ~= "https" then
-    return common.usage_error(p, PROG, "URL must be http:// or https://")
-  end
-  if not args.url:find("^%a[%w+.-]*://[^/?#@]*@?[^/?#@]") then
-    return common.usage_error(p, PROG, "URL has no host")
-  end
+  local bad_url = common.url_problem(args.url)
+  if bad_url then return common.usage_error(p, PROG, "URL " .. bad_url) end
   if args.ca_file == "" then return common.usage_error(p, PROG, "--ca-file must not be empty") end
   local secret, serr = common.secret(getenv)
   if not secret then return common.usage_error(nil, PROG, serr) end
@@ -94,7 +88,7 @@ function _M.main(argv, getenv)
   local body, berr = _M.body(text, args.topic, subdomain)
   if not body then return common.fail(PROG, args.payload .. ": " .. tostring(berr)) end
 
-  local code, answer = common.send({
+  local code, answer, refused = common.send({
     method = "POST", url = args.url, body = body, timeout = timeout,
     max_response_size = _M.MAX_RESPONSE,
     headers = {
@@ -105,6 +99,7 @@ function _M.main(argv, getenv)
       ["User-Agent"] = "lua-thinkific deliver",
     },
   }, args.ca_file, getenv)
+  if refused then return common.usage_error(nil, PROG, answer) end
   if not code then return common.fail(PROG, answer) end
   if args.json then
     common.print_json({ status = code, body = answer })

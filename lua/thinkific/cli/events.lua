@@ -40,7 +40,9 @@ function _M.main(argv, getenv)
     if action == nil then return common.usage_error(nil, PROG, "an action is required (get)") end
     return 0
   end
-  if action ~= "get" then return common.usage_error(nil, PROG, "unknown action '" .. action .. "'") end
+  if action ~= "get" then
+    return common.usage_error(nil, PROG, "unknown action '" .. common.printable(action) .. "'")
+  end
   local p = parser()
   local args, status = common.parse(p, PROG, { table.unpack(argv, 2) })
   if not args then return status end
@@ -83,7 +85,8 @@ function _M.main(argv, getenv)
     else
       all[i] = thinkific.null
       code = 1
-      io.stderr:write(PROG, ": ", id, ": ", api.explain(errs and errs[i]), "\n")
+      io.stderr:write(PROG, ": ", common.printable(id), ": ", api.explain(errs and errs[i]),
+        "\n")
     end
   end
   if args.json then

@@ -71,7 +71,7 @@ local function read_lua(path)
 end
 
 local function describe(v)
-  if type(v) == "string" then return "'" .. v .. "'" end
+  if type(v) == "string" then return "'" .. common.printable(v) .. "'" end
   if v == require("thinkific").null then return "null" end
   return type(v)
 end
@@ -85,7 +85,7 @@ local function check_entry(entry, allow_unknown)
   end
   if #keys > 0 then
     table.sort(keys)
-    return ("unknown field '%s' (expected topic, target_url)"):format(keys[1])
+    return ("unknown field '%s' (expected topic, target_url)"):format(common.printable(keys[1]))
   end
   for _, k in ipairs({ "topic", "target_url" }) do
     local v = entry[k]
@@ -113,7 +113,7 @@ function _M.check(path, list, allow_unknown)
     local key = entry.topic .. "\0" .. entry.target_url
     if seen[key] then
       return nil, ("%s: entry %d repeats entry %d (%s %s)"):format(path, i, seen[key],
-        entry.topic, entry.target_url)
+        entry.topic, common.printable(entry.target_url))
     end
     seen[key] = i
   end

@@ -19,12 +19,12 @@ _M.ALLOW_HELP = "Send a topic that is not in 'thinkific topics' (Thinkific may a
 -- always resource.action; an unknown one passes only with allow_unknown.
 function _M.check(topic, allow_unknown)
   if not topic:find("^[%w_]+%.[%w_]+$") then
-    return ("topic '%s' is not resource.action (e.g. order.created)%s"):format(topic,
-      suggest.hint(topic, TOPICS))
+    return ("topic '%s' is not resource.action (e.g. order.created)%s"):format(
+      common.printable(topic), suggest.hint(topic, TOPICS))
   end
   if KNOWN[topic] or allow_unknown then return nil end
   return ("unknown topic '%s'%s (see thinkific topics; --allow-unknown-topic sends it anyway)")
-    :format(topic, suggest.hint(topic, TOPICS))
+    :format(common.printable(topic), suggest.hint(topic, TOPICS))
 end
 
 local function parser()

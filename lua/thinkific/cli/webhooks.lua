@@ -221,7 +221,7 @@ function _M.main(argv, getenv)
   if not known then
     top_usage(io.stderr)
     if action == nil then return common.usage_error(nil, PROG, "an action is required") end
-    return common.usage_error(nil, PROG, "unknown action '" .. action .. "'"
+    return common.usage_error(nil, PROG, "unknown action '" .. common.printable(action) .. "'"
       .. suggest.hint(action, ACTIONS))
   end
   local p = parser(action)

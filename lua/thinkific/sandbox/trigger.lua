@@ -42,10 +42,8 @@ end
 -- The sandbox's root (where the control endpoints are) from its root or its API base URL.
 -- Returns the root, or nil and a message.
 function _M.root(u)
-  local scheme = u:match("^(%a[%w+.-]*)://")
-  scheme = scheme and scheme:lower()
-  if scheme ~= "http" and scheme ~= "https" then return nil, "must be http:// or https://" end
-  if not u:find("^%a[%w+.-]*://[^/?#@]*@?[^/?#@]") then return nil, "has no host" end
+  local bad = common.url_problem(u)
+  if bad then return nil, bad end
   if u:find("[?#]") then return nil, "must have no query or fragment" end
   return (u:gsub("/+$", ""):gsub("/api/v2$", ""))
 end
@@ -108,9 +106,11 @@ function _M.main(argv, getenv)
   local body, berr = _M.body(topic, text)
   if not body then return common.fail(PROG, (args.payload or "the sample payload") .. ": " .. berr) end
   local url = root .. _M.PATH
-  local code, answer = common.send({ method = "POST", url = url, body = body, timeout = timeout,
-    max_response_size = _M.MAX_RESPONSE, headers = { ["Content-Type"] = "application/json",
-      ["User-Agent"] = "lua-thinkific sandbox trigger" } }, args.ca_file, getenv)
+  local code, answer, refused = common.send({ method = "POST", url = url, body = body,
+    timeout = timeout, max_response_size = _M.MAX_RESPONSE, headers = {
+      ["Content-Type"] = "application/json", ["User-Agent"] = "lua-thinkific sandbox trigger" } },
+    args.ca_file, getenv)
+  if refused then return common.usage_error(nil, PROG, answer) end
   if not code then
     if answer:find("(Connection refused)", 1, true) then
       answer = answer .. " (is the sandbox running?)"
