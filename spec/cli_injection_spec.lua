@@ -114,6 +114,11 @@ describe("header injection through the command line #lua54", function()
       .. "resource.action (e.g. order.created)")
   end)
 
+  it("the sandbox's --subdomain, sent with its deliveries, is letters, digits and hyphens", function()
+    refused({ "sandbox", "--subdomain", "acme\r\n" .. INJECTED }, nil,
+      "thinkific sandbox: --subdomain must be letters, digits and hyphens")
+  end)
+
   it("an unknown command or action with a newline is shown escaped", function()
     refused({ "webhook\n" .. INJECTED }, nil, "thinkific: unknown command "
       .. "'webhook\\nX-Injected: yes' (see thinkific --help)")

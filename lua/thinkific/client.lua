@@ -237,7 +237,7 @@ function methods:webhooks(opts)
       -- A server that gives a fresh cursor for ever would page for ever: bounded.
       if pages == max_pages then
         done = true
-        return false, make_error{ kind = "limit", method = "GET", path = "/webhooks", sent = true,
+        return false, make_error{ kind = "limit", method = "GET", path = "/webhooks",
           message = ("stopped after %d pages, the bound set by max_pages: the server still "
             .. "gives a next page"):format(max_pages) }
       end
