@@ -47,7 +47,7 @@ end
 -- res = { status, headers, body } as http.write_response takes it, or { drop = true } to
 -- close without answering), on_close(conn) (after a connection closed), on_error(message)
 -- (a bug: the traceback), host, port, backlog, max_connections, idle_timeout, write_timeout,
--- handshake_timeout, limits (see http.LIMITS), tls_cert, tls_key, name (the Server header).
+-- handshake_timeout, limits (some of http.LIMITS), tls_cert, tls_key, name (the Server header).
 -- conn = { sock, peer, stream } plus whatever the owner stores in it.
 -- Returns the server, or nil, err: a thinkific error, kind "network" when it cannot listen,
 -- "tls" when it cannot load the certificate or key. tls_cert without tls_key (or the other way
@@ -62,7 +62,10 @@ function _M.new(opts)
   self.on_error = opts.on_error or function(message)
     io.stderr:write(self.name, ": ", tostring(message), "\n")
   end
-  self.limits = opts.limits or http.LIMITS
+  -- The owner's limits over the defaults.
+  self.limits = {}
+  for k, v in pairs(http.LIMITS) do self.limits[k] = v end
+  for k, v in pairs(opts.limits or {}) do self.limits[k] = v end
   assert((opts.tls_cert == nil) == (opts.tls_key == nil), "TLS needs both a certificate and a key")
   if opts.tls_cert then
     local ctx, ssl = tls_context(opts.tls_cert, opts.tls_key)
