@@ -223,3 +223,21 @@ describe("the HTTP reader, sandbox", function()
       assert.is_true(took < 20, ("%.1f s for %d chunks"):format(took, CHUNKS))
     end)
 end)
+
+describe("the HTTP reader's time bound", function()
+  local http_server = require("thinkific.http.server")
+
+  it("gives a request request_time from its first byte on, its first line included", function()
+    local server = assert(http_server.new({ port = 0, idle_timeout = 10,
+      limits = { request_time = 0.5 }, handle = function() return { status = 204 } end }))
+    finally(function() server:close() end)
+    -- Idle, a connection waits for idle_timeout; its request, once begun, has request_time.
+    local c = peer.connect(server)
+    local t0 = gettime()
+    c:send("GET / HT")
+    assert.is_true(c:wait_closed(5), "not closed")
+    c:close()
+    local took = gettime() - t0
+    assert.is_true(took > 0.4 and took < 2, ("closed after %.1f s"):format(took))
+  end)
+end)

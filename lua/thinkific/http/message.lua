@@ -186,17 +186,20 @@ end
 -- (close without answering).
 function _M.read_request(stream, limits, idle_deadline)
   limits = limits or _M.LIMITS
-  local line, err
+  local ok, err = stream:await(idle_deadline)
+  if not ok then return failure(err) end
+  -- From the first byte on, the whole request (its first line too) has request_time.
+  local deadline = gettime() + limits.request_time
+  local line
   -- A stray empty line before a request is allowed (RFC 9112, 2.2).
   for _ = 1, 4 do
-    line, err = stream:read_line(limits.line, idle_deadline)
+    line, err = stream:read_line(limits.line, deadline)
     if line ~= "" then break end
   end
   if not line then
     return failure(err, 414, format("Request line longer than %d bytes", limits.line))
   end
   if line == "" then return nil, 400, "Malformed request line" end
-  local deadline = gettime() + limits.request_time
   local method, target, major, minor = match(line, "^(%u+) (%S+) HTTP/(%d)%.(%d)$")
   if not method then return nil, 400, "Malformed request line" end
   if major ~= "1" then return nil, 505, "HTTP version not supported" end

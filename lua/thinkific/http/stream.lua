@@ -83,6 +83,12 @@ function Stream:buffered()
   return #self.buf - self.pos + 1
 end
 
+-- Waits until at least one byte is there to read. Returns true, or nil, err.
+function Stream:await(deadline)
+  if self.pos <= #self.buf then return true end
+  return self:_fill(deadline)
+end
+
 -- Takes the unread bytes out of the buffer.
 function Stream:_take_all()
   local rest = sub(self.buf, self.pos)
