@@ -177,7 +177,7 @@ end)
 
 describe("the HTTP reader, sandbox", function()
   local sb
-  helper.with_sandbox(function(s) sb = s end, { reset = false })
+  helper.with_sandbox(function(s) sb = s end, { reset = false, delivery_attempts = 1 })
 
   -- A POST to the API with a chunked body; returns the connection.
   local function chunked(chunks)
@@ -207,7 +207,9 @@ describe("the HTTP reader, sandbox", function()
 
   it("reads a million one-byte chunks in memory proportional to the body, and in time",
     function()
-      local body = assert(thinkific.encode(wire.HOOK))
+      -- A webhook no delivery of the tests below goes to (nor anywhere off this machine).
+      local body = assert(thinkific.encode({ topic = "user.signup",
+        target_url = "http://127.0.0.1:9/unused" }))
       body = body .. string.rep(" ", CHUNKS - #body)
       local raw = one_byte_chunks(body)
       local before = peak_rss()
@@ -222,6 +224,49 @@ describe("the HTTP reader, sandbox", function()
         :format(grew / 1e6, #body / 1e6))
       assert.is_true(took < 20, ("%.1f s for %d chunks"):format(took, CHUNKS))
     end)
+
+  -- The sandbox reads its deliveries' answers with the same reader: a delivery's error
+  -- names the limit the answer passed.
+  it("says which limit a delivery's answer passed", function()
+    local srv = assert(socket.bind("127.0.0.1", 0))
+    srv:settimeout(wire.TIMEOUT)
+    local _, port = srv:getsockname()
+    local url = ("http://127.0.0.1:%d/hooks"):format(port)
+    local c = helper.client(sb)
+    local hook = assert(c:create_webhook{ topic = "order.created", target_url = url })
+    c:close()
+    finally(function()
+      srv:close()
+      local cleanup = helper.client(sb)
+      cleanup:delete_webhook(hook.id)
+      cleanup:close()
+    end)
+    local big = {}
+    for i = 1, 9 do big[i] = "X-H" .. i .. ": " .. string.rep("h", 8000) .. "\r\n" end
+    local answers = {
+      { "HTTP/1.1 200 OK\r\n" .. table.concat(big) .. "Content-Length: 0\r\n\r\n",
+        "response headers too large: header fields larger than 65536 bytes in all" },
+      { "HTTP/1.1 200 OK\r\nContent-Length: 2000000\r\n\r\n",
+        "response larger than 1048576 bytes" },
+    }
+    for i, case in ipairs(answers) do
+      assert(sb:trigger("order.created", { id = i }))
+      local conn = assert(srv:accept())
+      conn:settimeout(wire.TIMEOUT)
+      repeat local line = assert(conn:receive("*l")) until line == ""
+      conn:send(case[1])
+      local mine
+      assert.is_true(helper.wait_until(function()
+        mine = {}
+        for _, d in ipairs(assert(sb:deliveries())) do
+          if d.target_url == url then mine[#mine + 1] = d end
+        end
+        return #mine == i
+      end, wire.TIMEOUT))
+      conn:close()
+      assert.are.equal(case[2], mine[i].error)
+    end
+  end)
 end)
 
 describe("the HTTP reader's time bound", function()
