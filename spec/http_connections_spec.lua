@@ -86,7 +86,7 @@ local function cap_behaviour(new_server, raw)
     end)
 end
 
-describe("connection cap, listen #memory", function()
+describe("connection cap, listen", function()
   cap_behaviour(function()
     return assert(listen.serve{ router = thinkific.router{ secret = "x" }, port = 0,
       max_connections = 2, log = false })

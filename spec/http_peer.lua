@@ -20,6 +20,12 @@ function peer.serve_until(server, pred, seconds)
   return true
 end
 
+-- A server in another process (a sandbox child), for the functions below: waiting for it is
+-- sleeping a little.
+function peer.remote(port)
+  return { port = port, step = function(_, wait) socket.sleep(math.min(wait, 0.002)) end }
+end
+
 local Peer = {}
 Peer.__index = Peer
 
@@ -72,8 +78,9 @@ function Peer:_read()
 end
 
 -- One whole response from what arrived: { status, headers (lower-case names), body }, or
--- nil while it is incomplete. A response the client cannot frame raises.
-function Peer:_parse()
+-- nil while it is incomplete. A response the client cannot frame raises. to_head: the answer
+-- to a HEAD request, which has no body whatever its Content-Length.
+function Peer:_parse(to_head)
   local head_end = self.buf:find("\r\n\r\n", 1, true)
   if not head_end then return nil end
   local head = self.buf:sub(1, head_end - 1)
@@ -83,9 +90,10 @@ function Peer:_parse()
   for name, value in head:gmatch("\r\n([^:\r\n]+):[ \t]*([^\r\n]*)") do
     headers[name:lower()] = value
   end
-  local n = tonumber(headers["content-length"] or "0")
+  local n = to_head and 0 or tonumber(headers["content-length"] or "0")
   if #self.buf < head_end + 3 + n then return nil end
-  local res = { status = status, headers = headers, body = self.buf:sub(head_end + 4, head_end + 3 + n) }
+  local res = { status = status, headers = headers,
+    body = self.buf:sub(head_end + 4, head_end + 3 + n) }
   self.buf = self.buf:sub(head_end + 4 + n)
   return res
 end

@@ -56,7 +56,23 @@ local BAD_SIZES = {
 -- Lines good for 5: hex digits, optionally an extension (with whitespace before it).
 local GOOD_SIZES = { "5", "05", "5;name=value", "5 ; name=\"quoted value\"", "5;a;b=c" }
 
-describe("the HTTP reader, listen #memory", function()
+-- HEAD is answered with GET's status and headers and no body: a body there would be read as
+-- the start of the next answer on the connection. Two HEADs in a row on one connection.
+local function head_twice(server, target, extra)
+  local c = peer.connect(server)
+  local head = "HEAD " .. target .. " HTTP/1.1\r\nHost: x\r\n" .. (extra or "") .. "\r\n"
+  c:send(head .. head)
+  c:finish()
+  assert.is_true(c:wait_closed(peer.TIMEOUT))
+  c:close()
+  local statuses = {}
+  for line in c.buf:gmatch("HTTP/1%.1 (%d%d%d) [^\r\n]*\r\n") do statuses[#statuses + 1] = line end
+  local one = c.buf:match("^(.-\r\n\r\n)")
+  assert.are.equal(2 * #one, #c.buf, "no body after the headers: " .. c.buf)
+  return statuses, one
+end
+
+describe("the HTTP reader, listen", function()
   local server, seen
 
   before_each(function()
@@ -173,6 +189,14 @@ describe("the HTTP reader, listen #memory", function()
     assert.are.equal(413, res.status)
     assert.matches("Request body larger than 1048576 bytes", res.body, 1, true)
   end)
+
+  it("answers HEAD with no body, whatever the status", function()
+    local get = peer.exchange(server, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    local statuses, head = head_twice(server, "/")
+    assert.are.same({ "200", "200" }, statuses)
+    assert.matches("\r\nContent%-Length: " .. #get.body .. "\r\n", head)
+    assert.are.same({ "404", "404" }, (head_twice(server, "/nowhere")))
+  end)
 end)
 
 describe("the HTTP reader, sandbox", function()
@@ -224,6 +248,14 @@ describe("the HTTP reader, sandbox", function()
         :format(grew / 1e6, #body / 1e6))
       assert.is_true(took < 20, ("%.1f s for %d chunks"):format(took, CHUNKS))
     end)
+
+  it("answers HEAD with no body, whatever the status", function()
+    local auth = "Authorization: Bearer " .. wire.KEY .. "\r\n"
+    assert.are.same({ "405", "405" }, (head_twice(peer.remote(sb.port),
+      "/api/v2/webhooks", auth)))
+    assert.are.same({ "404", "404" }, (head_twice(peer.remote(sb.port),
+      "/nowhere", auth)))
+  end)
 
   -- The sandbox reads its deliveries' answers with the same reader: a delivery's error
   -- names the limit the answer passed.

@@ -88,10 +88,9 @@ function Server:_handle(_, req)
   if req.method == "POST" then return self:_delivery(req) end
   if req.method == "GET" or req.method == "HEAD" then
     if req.path ~= "/" then return respond.error(404, "Not found") end
-    local res = { status = 200, headers = { ["Content-Type"] = "text/plain; charset=utf-8" },
+    -- (The server leaves out the body of an answer to HEAD.)
+    return { status = 200, headers = { ["Content-Type"] = "text/plain; charset=utf-8" },
       body = HEALTH }
-    if req.method == "HEAD" then res.body = "" end
-    return res
   end
   return respond.error(405, "Method not allowed", { Allow = "GET, HEAD, POST" })
 end

@@ -16,6 +16,11 @@ local _M = {}
 local Loop = {}
 Loop.__index = Loop
 
+-- Can select wait on sock? Not when its descriptor is at or past select's limit.
+function _M.waitable(sock)
+  return sock:getfd() < SETSIZE
+end
+
 -- opts.on_error(message): called with the traceback of a coroutine that failed.
 function _M.new(opts)
   opts = opts or {}
@@ -43,7 +48,7 @@ end
 -- Returns true, or nil, "timeout" | "closed" (see wake) | "descriptor too large". Any object
 -- with getfd() and dirty() can be waited on, if select can take its descriptor.
 function Loop:wait(sock, dir, deadline)
-  if sock:getfd() >= SETSIZE then return nil, "descriptor too large" end
+  if not _M.waitable(sock) then return nil, "descriptor too large" end
   local co = running()
   self.waits[co] = { sock = sock, dir = dir, deadline = deadline }
   return yield()

@@ -244,8 +244,10 @@ end
 
 -- Writes a response. res = { status, headers = { Name = value }, body = string|nil }.
 -- keep_alive: whether the connection stays open; minor: the request's HTTP minor version;
--- server: the Server header ("thinkific" by default). Returns true, or nil, err.
-function _M.write_response(stream, res, keep_alive, deadline, minor, server)
+-- server: the Server header ("thinkific" by default); head: the answer to a HEAD request
+-- (the body's Content-Length, no body: one would be read as the next answer). Returns true,
+-- or nil, err.
+function _M.write_response(stream, res, keep_alive, deadline, minor, server, head)
   local status = res.status
   local lines = { format("HTTP/1.1 %d %s", status, _M.REASONS[status] or "Status"),
     "Date: " .. date(), "Server: " .. (server or "thinkific") }
@@ -267,7 +269,7 @@ function _M.write_response(stream, res, keep_alive, deadline, minor, server)
     lines[#lines + 1] = "Connection: keep-alive"
   end
   lines[#lines + 1] = ""
-  lines[#lines + 1] = body
+  lines[#lines + 1] = head and "" or body
   return stream:write(concat(lines, "\r\n"), deadline)
 end
 

@@ -9,8 +9,7 @@ local http = require("thinkific.http.message")
 local respond = require("thinkific.http.respond")
 
 local gettime = socket.gettime
--- select's limit: a descriptor at or past it cannot be waited on.
-local SETSIZE = socket._SETSIZE or 1024
+local waitable = loop_mod.waitable
 
 local _M = {}
 
@@ -79,7 +78,7 @@ function _M.new(opts)
     return nil, make_error({ kind = "network",
       message = string.format("cannot listen on %s port %s: %s", self.host, self.port, err) })
   end
-  if listener:getfd() >= SETSIZE then
+  if not waitable(listener) then
     listener:close()
     return nil, make_error({ kind = "network", message = string.format(
       "cannot listen on %s port %s: too many open files to wait on", self.host, self.port) })
@@ -140,8 +139,8 @@ function Server:_serve(conn)
     end
     if res.drop then return end
     local keep = req.keep_alive and not self.stopping
-    if not http.write_response(stream, res, keep, gettime() + self.write_timeout, req.minor, self.name)
-        or not keep then
+    if not http.write_response(stream, res, keep, gettime() + self.write_timeout, req.minor,
+        self.name, req.method == "HEAD") or not keep then
       return
     end
   end
@@ -226,8 +225,8 @@ function Server:_accept()
     while self.listener do
       local sock = self.listener:accept()
       if not sock then break end
-      if sock:getfd() >= SETSIZE then
-        sock:close() -- select could not wait on it
+      if not waitable(sock) then
+        sock:close()
       else
         local room = self.nconns < self.max_connections or self:_evict_idle()
         if room or self.nrefusing < MAX_REFUSING then
