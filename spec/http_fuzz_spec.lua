@@ -5,7 +5,8 @@
 -- (a valid request afterwards gets 200) and within memory bounds.
 --
 -- The generator is seeded: every failure names its seed and case. Replay with
---   THINKIFIC_FUZZ_SEED=<seed> [THINKIFIC_FUZZ_COUNT=<cases per server>] ... busted spec/http_fuzz_spec.lua
+--   THINKIFIC_FUZZ_SEED=<seed> [THINKIFIC_FUZZ_COUNT=<cases per server, 1000>] \
+--     lua5.4 /usr/bin/busted ... spec/http_fuzz_spec.lua
 local helper = require("spec.helper")
 local peer = require("spec.http_peer")
 local socket = require("socket")
@@ -308,7 +309,8 @@ describe("fuzzing the HTTP reader", function()
         "PUT /api/v2/webhooks/1 HTTP/1.1\r\nHost: x\r\n" .. auth .. "Expect: 100-continue\r\n"
           .. "Content-Length: " .. #hook .. "\r\n\r\n" .. hook,
         "DELETE /api/v2/webhooks/1 HTTP/1.1\r\nHost: x\r\n" .. auth .. "Connection: close\r\n\r\n",
-        "GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\nGET /api/v2/webhooks HTTP/1.1\r\n" .. auth .. "\r\n",
+        "GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n"
+          .. "GET /api/v2/webhooks HTTP/1.1\r\n" .. auth .. "\r\n",
       },
       -- Its stderr (the file is unlinked, the child still holds it): a bug would be there.
       check_errors = function()

@@ -66,7 +66,9 @@ local function head_twice(server, target, extra)
   assert.is_true(c:wait_closed(peer.TIMEOUT))
   c:close()
   local statuses = {}
-  for line in c.buf:gmatch("HTTP/1%.1 (%d%d%d) [^\r\n]*\r\n") do statuses[#statuses + 1] = line end
+  for status in c.buf:gmatch("HTTP/1%.1 (%d%d%d) [^\r\n]*\r\n") do
+    statuses[#statuses + 1] = status
+  end
   local one = c.buf:match("^(.-\r\n\r\n)")
   assert.are.equal(2 * #one, #c.buf, "no body after the headers: " .. c.buf)
   return statuses, one
@@ -130,7 +132,8 @@ describe("the HTTP reader, listen", function()
       .. "\r\nhello\r\n0\r\n\r\n"))
     assert.are.equal(400, res.status)
     assert.matches("Chunk size line longer than 1024 bytes", res.body, 1, true)
-    for _, chunks in ipairs({ "5\r\nhelloXX0\r\n\r\n", "5\nhello\n0\n\n", "5\r\nhello\n0\r\n\r\n" }) do
+    local unframed = { "5\r\nhelloXX0\r\n\r\n", "5\nhello\n0\n\n", "5\r\nhello\n0\r\n\r\n" }
+    for _, chunks in ipairs(unframed) do
       res = peer.exchange(server, chunked_post(body, chunks))
       assert.are.equal(400, res.status, ("%q"):format(chunks))
     end

@@ -311,7 +311,9 @@ function _M.read_response(stream, method, max_body, deadline, limits)
         local berr, bmessage
         body, berr, bmessage = read_body(stream, headers, limits, max_body, deadline)
         if berr == 413 then return nil, too_long end
-        if not body then return nil, bmessage and "malformed response: " .. lower(bmessage) or berr end
+        if not body then
+          return nil, bmessage and "malformed response: " .. lower(bmessage) or berr
+        end
       else
         keep_alive = false
         local berr

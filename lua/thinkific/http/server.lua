@@ -164,7 +164,8 @@ function Server:_connection(sock, peer, refused)
   end
   local ok, err = pcall(function()
     if self.tls_ctx then
-      local tls = self:_handshake(sock, gettime() + (refused and REFUSAL_TIME or self.handshake_timeout))
+      local within = refused and REFUSAL_TIME or self.handshake_timeout
+      local tls = self:_handshake(sock, gettime() + within)
       if not tls then return end
       conn.sock = tls
     end
