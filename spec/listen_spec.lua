@@ -2,6 +2,7 @@
 -- by run_until, the clients reading without blocking), and as the `thinkific listen` command.
 -- Every wait is bounded.
 local helper = require("spec.helper")
+local peer = require("spec.http_peer")
 local socket = require("socket")
 local thinkific = require("thinkific")
 local listen = require("thinkific.listen")
@@ -32,72 +33,7 @@ local function post(body, opts)
   return table.concat(lines, "\r\n") .. "\r\n\r\n" .. (opts.partial or body)
 end
 
--- A client socket that reads without blocking, so that this process can serve meanwhile.
-local Client = {}
-Client.__index = Client
-
-local function client(server)
-  local c = socket.tcp()
-  c:settimeout(TIMEOUT)
-  assert(c:connect("127.0.0.1", server.port))
-  return setmetatable({ sock = c, buf = "" }, Client)
-end
-
-function Client:send(raw)
-  self.sock:settimeout(TIMEOUT)
-  assert(self.sock:send(raw))
-end
-
--- One whole response from what arrived, or nil.
-function Client:_parse()
-  local head_end = self.buf:find("\r\n\r\n", 1, true)
-  if not head_end then return nil end
-  local head = self.buf:sub(1, head_end - 1)
-  local headers = {}
-  for name, value in head:gmatch("\r\n([^:\r\n]+):[ \t]*([^\r\n]*)") do
-    headers[name:lower()] = value
-  end
-  local n = tonumber(headers["content-length"] or "0")
-  if #self.buf < head_end + 3 + n then return nil end
-  local res = { status = tonumber(head:match("^HTTP/1%.1 (%d%d%d) ")), headers = headers,
-    body = self.buf:sub(head_end + 4, head_end + 3 + n) }
-  self.buf = self.buf:sub(head_end + 4 + n)
-  return res
-end
-
-function Client:poll()
-  if not self.closed then
-    self.sock:settimeout(0)
-    local data, err, partial = self.sock:receive(65536)
-    local chunk = data or partial
-    if chunk and chunk ~= "" then self.buf = self.buf .. chunk end
-    if err == "closed" or (err and err ~= "timeout") then self.closed = true end
-  end
-  return self:_parse()
-end
-
--- Serves until this client has a whole response (or the connection closed); returns it.
-function Client:response(server)
-  local res
-  assert.is_true(server:run_until(function()
-    res = res or self:poll()
-    return res ~= nil or self.closed
-  end, TIMEOUT), "no response in time")
-  return res
-end
-
-function Client:close()
-  self.sock:close()
-end
-
--- One request on its own connection.
-local function exchange(server, raw)
-  local c = client(server)
-  c:send(raw)
-  local res = c:response(server)
-  c:close()
-  return res
-end
+local client, exchange = peer.connect, peer.exchange
 
 describe("thinkific.listen #memory", function()
   local server, router, seen, lines
@@ -153,7 +89,7 @@ describe("thinkific.listen #memory", function()
       local t0 = socket.gettime()
       -- 64 KiB of the announced 10 MB: the answer comes without the rest ever being sent.
       c:send(post("", { length = 10 * 1024 * 1024, partial = string.rep("x", 65536) }))
-      local res = c:response(server)
+      local res = c:response()
       c:close()
       assert.are.equal(413, res.status)
       assert.are.equal("close", res.headers.connection)
@@ -193,7 +129,7 @@ describe("thinkific.listen #memory", function()
     local c = client(server)
     for i = 1, 3 do
       c:send(post(envelope("ka-" .. i, "user.signup"), { topic = "user.signup" }))
-      local res = c:response(server)
+      local res = c:response()
       assert.are.equal(200, res.status)
       assert.is_nil(res.headers.connection)
     end

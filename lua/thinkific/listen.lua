@@ -3,7 +3,6 @@
 -- body and headers of each POST to router:handle and answers its status and JSON body.
 local socket = require("socket")
 local args = require("thinkific.args")
-local http = require("thinkific.http.message")
 local http_server = require("thinkific.http.server")
 local respond = require("thinkific.http.respond")
 
@@ -89,10 +88,9 @@ function Server:_handle(_, req)
   if req.method == "POST" then return self:_delivery(req) end
   if req.method == "GET" or req.method == "HEAD" then
     if req.path ~= "/" then return respond.error(404, "Not found") end
-    local res = { status = 200, headers = { ["Content-Type"] = "text/plain; charset=utf-8" },
+    -- (The server leaves out the body of an answer to HEAD.)
+    return { status = 200, headers = { ["Content-Type"] = "text/plain; charset=utf-8" },
       body = HEALTH }
-    if req.method == "HEAD" then res.body = "" end
-    return res
   end
   return respond.error(405, "Method not allowed", { Allow = "GET, HEAD, POST" })
 end
@@ -188,16 +186,13 @@ end
 function _M.serve(opts)
   check_options(opts)
   local router = opts.router
-  local limits = {}
-  for k, v in pairs(http.LIMITS) do limits[k] = v end
   -- Bodies over the router's limit get 413 from the Content-Length, before they are read.
   local max_body = type(router.max_body) == "number" and router.max_body or DEFAULT_MAX_BODY
-  limits.body = math.floor(max_body)
   local self = setmetatable({ router = router, log = log_function(opts.log) }, Server)
   local httpd, err = http_server.new({
     host = opts.host or "127.0.0.1", port = opts.port or 0,
     max_connections = opts.max_connections or 128, idle_timeout = opts.idle_timeout or 30,
-    limits = limits, name = "thinkific-listen",
+    limits = { body = math.floor(max_body) }, name = "thinkific-listen",
     on_error = function(message)
       io.stderr:write("thinkific listen: ", tostring(message), "\n")
     end,

@@ -4,6 +4,8 @@
 local socket = require("socket")
 
 local gettime, select, sleep = socket.gettime, socket.select, socket.sleep
+-- select's limit: a descriptor at or past it cannot be waited on.
+local SETSIZE = socket._SETSIZE or 1024
 local create, resume, yield, running = coroutine.create, coroutine.resume, coroutine.yield,
   coroutine.running
 local min, max = math.min, math.max
@@ -13,6 +15,11 @@ local _M = {}
 
 local Loop = {}
 Loop.__index = Loop
+
+-- Can select wait on sock? Not when its descriptor is at or past select's limit.
+function _M.waitable(sock)
+  return sock:getfd() < SETSIZE
+end
 
 -- opts.on_error(message): called with the traceback of a coroutine that failed.
 function _M.new(opts)
@@ -38,11 +45,19 @@ end
 
 -- From inside a spawned coroutine: waits until sock is readable (dir "r") or writable ("w"),
 -- or until deadline (absolute socket.gettime() seconds; nil waits without end).
--- Returns true, or nil, "timeout". Any object with getfd() and dirty() can be waited on.
+-- Returns true, or nil, "timeout" | "closed" (see wake) | "descriptor too large". Any object
+-- with getfd() and dirty() can be waited on, if select can take its descriptor.
 function Loop:wait(sock, dir, deadline)
+  if not _M.waitable(sock) then return nil, "descriptor too large" end
   local co = running()
   self.waits[co] = { sock = sock, dir = dir, deadline = deadline }
   return yield()
+end
+
+-- Ends the wait of coroutine co (from another coroutine; its socket closed, say): in the next
+-- round it returns nil, "closed".
+function Loop:wake(co)
+  if self.waits[co] then self.waits[co] = { deadline = 0, closed = true } end
 end
 
 -- From inside a spawned coroutine: returns after the given number of seconds.
@@ -86,7 +101,13 @@ function Loop:step(max_wait)
     if sock and (buffered[co] or (wt.dir == "w" and ww[sock]) or (wt.dir ~= "w" and rr[sock])) then
       due[#due + 1] = { co, true }
     elseif wt.deadline and now >= wt.deadline then
-      if sock then due[#due + 1] = { co, nil, "timeout" } else due[#due + 1] = { co, true } end
+      if sock then
+        due[#due + 1] = { co, nil, "timeout" }
+      elseif wt.closed then
+        due[#due + 1] = { co, nil, "closed" }
+      else
+        due[#due + 1] = { co, true }
+      end
     end
   end
   for _, d in ipairs(due) do

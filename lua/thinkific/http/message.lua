@@ -4,16 +4,17 @@
 -- sizes, and time.
 local socket = require("socket")
 
-local lower, find, match, format, concat = string.lower, string.find, string.match,
-  string.format, table.concat
+local lower, find, match, format, sub, concat = string.lower, string.find, string.match,
+  string.format, string.sub, table.concat
 local gettime = socket.gettime
 
 local _M = {}
 
 _M.LIMITS = {
-  line = 8192,              -- request line, status line, chunk size line
+  line = 8192,              -- request line, status line, header line
   header_bytes = 65536,     -- all header lines together
   headers = 100,            -- header fields
+  chunk_line = 1024,        -- chunk size line, extensions included
   body = 16 * 1024 * 1024,  -- request body (413 past it)
   request_time = 30,        -- seconds to receive a request once its first byte arrived
 }
@@ -52,11 +53,16 @@ local function read_headers(stream, limits, deadline)
   local headers, count, bytes = {}, 0, 0
   while true do
     local line, err = stream:read_line(limits.line, deadline)
-    if not line then return failure(err, 431, "Request header fields too large") end
+    if not line then
+      return failure(err, 431, format("Header line longer than %d bytes", limits.line))
+    end
     if line == "" then return headers end
     count, bytes = count + 1, bytes + #line
-    if count > limits.headers or bytes > limits.header_bytes then
-      return nil, 431, "Request header fields too large"
+    if count > limits.headers then
+      return nil, 431, format("More than %d header fields", limits.headers)
+    end
+    if bytes > limits.header_bytes then
+      return nil, 431, format("Header fields larger than %d bytes in all", limits.header_bytes)
     end
     local name, value = match(line, "^([%w!#$%%&'*+%-.^_`|~]+):[ \t]*(.-)[ \t]*$")
     -- NUL apart: a pattern cannot hold one in LuaJIT (the sandbox's httpc runs there too).
@@ -75,31 +81,73 @@ local function read_headers(stream, limits, deadline)
   end
 end
 
+local function too_large(max_body)
+  return nil, 413, format("Request body larger than %d bytes", max_body)
+end
+
+-- A chunk size line: hex digits, then nothing or extensions (";" after optional whitespace;
+-- dropped). Anything else (0x10, 5garbage, +5, control characters) is malformed: a lenient
+-- reader here and a different one in a proxy in front would frame requests differently.
+-- Returns the size, or nil, status, message.
+local function chunk_size(line, max_body)
+  local hex, ext = match(line, "^(%x+)(.*)$")
+  if not hex or #hex > 16 or (ext ~= "" and (not find(ext, "^[ \t]*;")
+      or find(ext, "[\1-\8\10-\31\127]") or find(ext, "\0", 1, true))) then
+    return nil, 400, "Malformed chunk size"
+  end
+  -- Compared as a number only when exact under every Lua (below 2^52).
+  if #hex > 13 then
+    hex = match(hex, "^0*(.*)$")
+    if #hex > 13 then return too_large(max_body) end
+  end
+  return tonumber(hex, 16) or 0
+end
+
+-- A body's pieces as a stack in which each piece is longer than the one above it: a new piece
+-- is joined to those no longer than itself. So a million one-byte chunks make about twenty
+-- pieces, not a million table slots, and each byte is copied about log2(pieces) times.
+local function add_piece(pieces, s)
+  local n = #pieces
+  while n > 0 and #pieces[n] <= #s do
+    s = pieces[n] .. s
+    pieces[n] = nil
+    n = n - 1
+  end
+  pieces[n + 1] = s
+end
+
+local BATCH = 64 -- chunks joined at once before they become a piece
+
 -- Reads a chunked body, at most max_body bytes. Returns body, or nil, status | reason, message.
 local function read_chunked(stream, limits, max_body, deadline)
-  local parts, total = {}, 0
+  local pieces, batch, nbatch, total = {}, {}, 0, 0
   while true do
-    local line, err = stream:read_line(limits.line, deadline)
-    if not line then return failure(err, 400, "Malformed chunk") end
-    local hex = match(line, "^(%x+)[ \t]*;?.*$")
-    if not hex then return nil, 400, "Malformed chunk size" end
-    if #hex > 8 then return nil, 413, "Request body too large" end
-    local size = tonumber(hex, 16)
+    local line, err = stream:read_line(limits.chunk_line, deadline, true)
+    if not line then
+      if err == "bare LF" then return nil, 400, "Malformed chunk" end
+      return failure(err, 400, format("Chunk size line longer than %d bytes", limits.chunk_line))
+    end
+    local size, status, message = chunk_size(line, max_body)
+    if not size then return nil, status, message end
     if size == 0 then break end
     total = total + size
-    if total > max_body then return nil, 413, "Request body too large" end
+    if total > max_body then return too_large(max_body) end
     local data
-    data, err = stream:read_exact(size, deadline)
+    data, err = stream:read_exact(size + 2, deadline)
     if not data then return failure(err) end
-    parts[#parts + 1] = data
-    line, err = stream:read_line(limits.line, deadline)
-    if not line then return failure(err, 400, "Malformed chunk") end
-    if line ~= "" then return nil, 400, "Malformed chunk" end
+    if sub(data, -2) ~= "\r\n" then return nil, 400, "Malformed chunk" end
+    nbatch = nbatch + 1
+    batch[nbatch] = sub(data, 1, -3)
+    if nbatch == BATCH then
+      add_piece(pieces, concat(batch, "", 1, nbatch))
+      nbatch = 0
+    end
   end
   -- Trailer fields are read and dropped.
   local trailers, status, message = read_headers(stream, limits, deadline)
   if not trailers then return nil, status, message end
-  return concat(parts)
+  add_piece(pieces, concat(batch, "", 1, nbatch))
+  return concat(pieces)
 end
 
 -- Reads the body the headers announce (none, Content-Length or chunked).
@@ -115,7 +163,7 @@ local function read_body(stream, headers, limits, max_body, deadline, on_body_ex
   elseif cl then
     if not find(cl, "^%d+$") or #cl > 15 then return nil, 400, "Malformed Content-Length" end
     local n = tonumber(cl)
-    if n > max_body then return nil, 413, "Request body too large" end
+    if n > max_body then return too_large(max_body) end
     if n == 0 then return "" end
     if on_body_expected then on_body_expected() end
     local body, err = stream:read_exact(n, deadline)
@@ -138,15 +186,20 @@ end
 -- (close without answering).
 function _M.read_request(stream, limits, idle_deadline)
   limits = limits or _M.LIMITS
-  local line, err
+  local ok, err = stream:await(idle_deadline)
+  if not ok then return failure(err) end
+  -- From the first byte on, the whole request (its first line too) has request_time.
+  local deadline = gettime() + limits.request_time
+  local line
   -- A stray empty line before a request is allowed (RFC 9112, 2.2).
   for _ = 1, 4 do
-    line, err = stream:read_line(limits.line, idle_deadline)
+    line, err = stream:read_line(limits.line, deadline)
     if line ~= "" then break end
   end
-  if not line then return failure(err, 414, "Request line too long") end
+  if not line then
+    return failure(err, 414, format("Request line longer than %d bytes", limits.line))
+  end
   if line == "" then return nil, 400, "Malformed request line" end
-  local deadline = gettime() + limits.request_time
   local method, target, major, minor = match(line, "^(%u+) (%S+) HTTP/(%d)%.(%d)$")
   if not method then return nil, 400, "Malformed request line" end
   if major ~= "1" then return nil, 505, "HTTP version not supported" end
@@ -191,8 +244,10 @@ end
 
 -- Writes a response. res = { status, headers = { Name = value }, body = string|nil }.
 -- keep_alive: whether the connection stays open; minor: the request's HTTP minor version;
--- server: the Server header ("thinkific" by default). Returns true, or nil, err.
-function _M.write_response(stream, res, keep_alive, deadline, minor, server)
+-- server: the Server header ("thinkific" by default); head: the answer to a HEAD request
+-- (the body's Content-Length, no body: one would be read as the next answer). Returns true,
+-- or nil, err.
+function _M.write_response(stream, res, keep_alive, deadline, minor, server, head)
   local status = res.status
   local lines = { format("HTTP/1.1 %d %s", status, _M.REASONS[status] or "Status"),
     "Date: " .. date(), "Server: " .. (server or "thinkific") }
@@ -214,7 +269,7 @@ function _M.write_response(stream, res, keep_alive, deadline, minor, server)
     lines[#lines + 1] = "Connection: keep-alive"
   end
   lines[#lines + 1] = ""
-  lines[#lines + 1] = body
+  lines[#lines + 1] = head and "" or body
   return stream:write(concat(lines, "\r\n"), deadline)
 end
 
@@ -234,28 +289,36 @@ end
 -- or nil, message.
 function _M.read_response(stream, method, max_body, deadline, limits)
   limits = limits or _M.LIMITS
+  local too_long = format("response larger than %d bytes", max_body)
   while true do
     local line, err = stream:read_line(limits.line, deadline)
     if not line then return nil, err end
     local minor, status = match(line, "^HTTP/1%.(%d) (%d%d%d)")
     if not status then return nil, "malformed status line" end
     status = tonumber(status)
-    local headers, herr = read_headers(stream, limits, deadline)
-    if not headers then return nil, herr == 431 and "response headers too large" or herr end
+    local headers, herr, hmessage = read_headers(stream, limits, deadline)
+    if not headers then
+      if not hmessage then return nil, herr end
+      return nil, (herr == 431 and "response headers too large: " or "malformed response: ")
+        .. lower(hmessage)
+    end
     if status >= 200 then
       local body
       local keep_alive = minor == "1" and not has_token(headers.connection, "close")
       if method == "HEAD" or status == 204 or status == 304 then
         body = ""
       elseif headers["transfer-encoding"] or headers["content-length"] then
-        local berr
-        body, berr = read_body(stream, headers, limits, max_body, deadline)
-        if not body then return nil, berr == 413 and "response too large" or berr end
+        local berr, bmessage
+        body, berr, bmessage = read_body(stream, headers, limits, max_body, deadline)
+        if berr == 413 then return nil, too_long end
+        if not body then
+          return nil, bmessage and "malformed response: " .. lower(bmessage) or berr
+        end
       else
         keep_alive = false
         local berr
         body, berr = stream:read_all(max_body, deadline)
-        if not body then return nil, berr == "too long" and "response too large" or berr end
+        if not body then return nil, berr == "too long" and too_long or berr end
       end
       return { status = status, headers = headers, body = body, keep_alive = keep_alive }
     end
