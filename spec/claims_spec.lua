@@ -35,20 +35,20 @@ local function table_store()
     values[key] = value
     expires[key] = (ttl and ttl > 0) and gettime() + ttl or nil
   end
-  function store:add(key, value, ttl)
+  function store.add(_, key, value, ttl)
     if live(key) then return false, "exists" end
     put(key, value, ttl)
     return true
   end
-  function store:set(key, value, ttl)
+  function store.set(_, key, value, ttl)
     put(key, value, ttl)
     return true
   end
-  function store:get(key)
+  function store.get(_, key)
     if live(key) then return values[key] end
     return nil
   end
-  function store:delete(key)
+  function store.delete(_, key)
     values[key], expires[key] = nil, nil
   end
   return store
@@ -177,6 +177,143 @@ for _, kind in ipairs(STORES) do
       end)
   end)
 end
+
+-- A store that answers from a script: script[method] is a function(key, value, ttl) giving
+-- the method's results; every call is logged as "method key value ttl".
+local function scripted(script)
+  local store, log = {}, {}
+  for _, method in ipairs({ "add", "set", "get", "delete" }) do
+    store[method] = function(_, key, value, ttl)
+      log[#log + 1] = table.concat({ method, key, tostring(value), tostring(ttl) }, " ")
+      return script[method](key, value, ttl)
+    end
+  end
+  return store, log
+end
+
+describe("how the router reads a store's answers", function()
+  local function exists() return false, "exists" end
+  local function new() return true end
+  local function nothing() end
+  local function raises() error("the store is down") end
+
+  -- handle with a scripted store (missing methods answer nothing); the answer and how many
+  -- times the handler ran.
+  local function handle(script, fail)
+    for _, m in ipairs({ "add", "set", "get", "delete" }) do script[m] = script[m] or nothing end
+    local store, log = scripted(script)
+    local router = thinkific.router{ secret = SECRET, dedupe = store, lease = 1.5, keep = 9 }
+    local runs = 0
+    router:on("*", function()
+      runs = runs + 1
+      if fail then error("handler failed") end
+    end)
+    local status, body, _, headers = router:handle(BODY, HEADERS)
+    return { status = status, body = body, headers = headers, runs = runs, log = log }
+  end
+
+  it("add true: runs the handlers, then set done with keep, or delete on failure", function()
+    local r = handle{ add = new, set = new }
+    assert.are.same({ 200, OK, 1 }, { r.status, r.body, r.runs })
+    assert.are.same({ "add " .. ID .. " running 1.5", "set " .. ID .. " done 9" }, r.log)
+    r = handle({ add = new }, true)
+    assert.are.same({ 500, '{"error":"a handler failed"}', 1 }, { r.status, r.body, r.runs })
+    assert.are.same({ "add " .. ID .. " running 1.5", "delete " .. ID .. " nil nil" }, r.log)
+  end)
+
+  it("exists and running: 503 in progress with Retry-After, the lease rounded up", function()
+    local r = handle{ add = exists, get = function() return "running" end }
+    assert.are.same({ 503, IN_PROGRESS, 0 }, { r.status, r.body, r.runs })
+    assert.are.same({ ["Retry-After"] = "2" }, r.headers)
+    local router = thinkific.router{ secret = SECRET, dedupe = scripted{ add = exists,
+      get = function() return "running" end, set = new, delete = new }, lease = 60 }
+    assert.are.same({ ["Retry-After"] = "60" }, select(4, router:handle(BODY, HEADERS)))
+  end)
+
+  it("exists and done, true (as 0.1.0 wrote) or any other value: 200 duplicate", function()
+    for _, value in ipairs({ "done", true, "something else", 0 }) do
+      local r = handle{ add = exists, get = function() return value end }
+      assert.are.same({ 200, '{"status":"duplicate"}', 0 }, { r.status, r.body, r.runs })
+      assert.is_nil(r.headers)
+    end
+  end)
+
+  it("exists, then gone: claims once more; gone twice: 503", function()
+    local adds = 0
+    local r = handle{ add = function()
+      adds = adds + 1
+      if adds == 1 then return false, "exists" end
+      return true
+    end, set = new }
+    assert.are.same({ 200, OK, 1 }, { r.status, r.body, r.runs })
+    assert.are.same({ "add " .. ID .. " running 1.5", "get " .. ID .. " nil nil",
+      "add " .. ID .. " running 1.5", "set " .. ID .. " done 9" }, r.log)
+    r = handle{ add = exists }
+    assert.are.same({ 503, 0, 4 }, { r.status, r.runs, #r.log })
+  end)
+
+  it("a store failure anywhere answers 500: add or get saying nil, err or raising", function()
+    local failures = {
+      { add = function() return nil, "no memory" end },
+      { add = function() return false, "no memory" end },
+      { add = nothing }, -- neither true nor "exists"
+      { add = raises },
+      { add = exists, get = function() return nil, "timeout" end },
+      { add = exists, get = raises },
+    }
+    for i, script in ipairs(failures) do
+      local r = handle(script)
+      assert.are.same({ 500, '{"error":"dedupe store failed"}', 0 }, { r.status, r.body, r.runs },
+        "script " .. i)
+    end
+  end)
+
+  it("a set that fails after the handlers succeeded answers 500 (they ran; they may run again)",
+    function()
+      for _, set in ipairs({ function() return nil, "no memory" end, function() return false end,
+                             raises }) do
+        local r = handle{ add = new, set = set }
+        assert.are.same({ 500, '{"error":"dedupe store failed"}', 1 }, { r.status, r.body, r.runs })
+      end
+      -- A set that returns nothing has not failed.
+      assert.are.equal(200, handle{ add = new, set = nothing }.status)
+    end)
+
+  it("a failed delete after a failed handler still answers 500; nothing returned is success",
+    function()
+      for _, delete in ipairs({ nothing, new, function() return nil, "timeout" end, raises }) do
+        local r = handle({ add = new, delete = delete }, true)
+        assert.are.same({ 500, '{"error":"a handler failed"}', 1 }, { r.status, r.body, r.runs })
+      end
+    end)
+end)
+
+describe("the in-memory store (dedupe = N)", function()
+  it("keeps at most N ids, pushing out the one written least recently", function()
+    local store = lru.new(2)
+    assert.is_true(store:add("a", "running", 0))
+    assert.is_true(store:add("b", "running", 0))
+    assert.is_true(store:set("a", "done", 0)) -- a is now the newest
+    assert.is_true(store:add("c", "running", 0))
+    assert.is_nil(store:get("b"))
+    assert.are.equal("done", store:get("a"))
+    assert.are.equal("running", store:get("c"))
+    assert.is_true(store:delete("a"))
+    assert.is_true(store:add("d", "running", 0))
+    assert.are.equal("running", store:get("c")) -- the deleted id left room: nothing pushed out
+  end)
+
+  it("a running claim expires after the lease, a done one after keep", function()
+    local router = thinkific.router{ secret = SECRET, dedupe = 10, lease = 0.2, keep = 0.3 }
+    local runs = 0
+    router:on("*", function() runs = runs + 1 end)
+    assert.are.equal(200, (router:handle(BODY, HEADERS)))
+    assert.are.equal('{"status":"duplicate"}', select(2, router:handle(BODY, HEADERS)))
+    sleep(0.45)
+    assert.are.equal('{"status":"ok"}', select(2, router:handle(BODY, HEADERS)))
+    assert.are.equal(2, runs)
+  end)
+end)
 
 describe("the store contract", function()
   local env = { sleep = sleep }

@@ -71,7 +71,7 @@ describe("doc/API.md", function()
     for _, name in ipairs(public_names(tngx)) do
       assert.is_true(documented("thinkific%.ngx%." .. name .. "[^%w_]"), "thinkific.ngx." .. name)
     end
-    for _, name in ipairs({ "add", "delete" }) do
+    for _, name in ipairs({ "add", "set", "get", "delete" }) do
       assert.is_true(documented("store:" .. name .. "[^%w_]"), "store:" .. name)
     end
   end)

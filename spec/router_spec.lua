@@ -343,41 +343,71 @@ describe("router #memory", function()
       assert.are.equal(3, hits)
     end)
 
-    it("uses a user store: add claims before the handlers run, delete on failure", function()
-      local log = {}
-      local store = { ids = {} }
-      function store.add(self, id, value)
-        log[#log + 1] = "add " .. id
-        if self.ids[id] then return false, "exists" end
-        self.ids[id] = value
-        return true
-      end
-      function store.delete(self, id)
-        log[#log + 1] = "delete " .. id
-        self.ids[id] = nil
-      end
-      local router = thinkific.router{ secret = SECRET, dedupe = store }
-      local fail = true
-      router:on("*", function(event)
-        log[#log + 1] = "handler, claimed: " .. tostring(store.ids[event.id])
-        if fail then error("x") end
+    it("uses a user store: add claims before the handlers run, delete on failure, set on success",
+      function()
+        local log = {}
+        local store = { ids = {} }
+        function store.add(self, id, value, ttl)
+          log[#log + 1] = ("add %s %s %s"):format(id, value, ttl)
+          if self.ids[id] then return false, "exists" end
+          self.ids[id] = value
+          return true
+        end
+        function store.set(self, id, value, ttl)
+          log[#log + 1] = ("set %s %s %s"):format(id, value, ttl)
+          self.ids[id] = value
+          return true
+        end
+        function store.get(self, id)
+          log[#log + 1] = "get " .. id
+          return self.ids[id]
+        end
+        function store.delete(self, id)
+          log[#log + 1] = "delete " .. id
+          self.ids[id] = nil
+        end
+        local router = thinkific.router{ secret = SECRET, dedupe = store, lease = 30, keep = 3600 }
+        local fail = true
+        router:on("*", function(event)
+          log[#log + 1] = "handler, claimed: " .. tostring(store.ids[event.id])
+          if fail then error("x") end
+        end)
+        assert.are.equal(500, (router:handle(ORDER, signed(ORDER))))
+        fail = false
+        assert.are.equal(200, (router:handle(ORDER, signed(ORDER))))
+        assert.are.equal(200, (router:handle(ORDER, signed(ORDER))))
+        local id = "20180126172320940835610"
+        assert.are.same({ "add " .. id .. " running 30", "handler, claimed: running", "delete " .. id,
+                          "add " .. id .. " running 30", "handler, claimed: running",
+                          "set " .. id .. " done 3600",
+                          "add " .. id .. " running 30", "get " .. id }, log)
       end)
-      assert.are.equal(500, (router:handle(ORDER, signed(ORDER))))
-      fail = false
-      assert.are.equal(200, (router:handle(ORDER, signed(ORDER))))
-      assert.are.equal(200, (router:handle(ORDER, signed(ORDER))))
-      local id = "20180126172320940835610"
-      assert.are.same({ "add " .. id, "handler, claimed: true", "delete " .. id,
-                        "add " .. id, "handler, claimed: true", "add " .. id }, log)
+
+    it("raises for a store without add, set, get or delete, naming what is missing", function()
+      local function noop() end
+      local msg = helper.argerror(1, "router", function()
+        thinkific.router{ secret = SECRET, dedupe = { add = noop, delete = noop } }
+      end)
+      assert.truthy(msg:find("no method set or get", 1, true), msg)
+      msg = helper.argerror(1, "router", function()
+        thinkific.router{ secret = SECRET, dedupe = { add = noop, set = noop, get = noop, delete = 1 } }
+      end)
+      assert.truthy(msg:find("no method delete ", 1, true), msg)
+      helper.argerror(1, "router", function() thinkific.router{ secret = SECRET, dedupe = "x" } end)
     end)
 
-    it("answers 500 when the store fails (not a silent duplicate)", function()
-      local store = { add = function() return nil, "no memory" end, delete = function() end }
-      local router = thinkific.router{ secret = SECRET, dedupe = store }
-      local hits = 0
-      router:on("*", function() hits = hits + 1 end)
-      assert.are.equal(500, (router:handle(ORDER, signed(ORDER))))
-      assert.are.equal(0, hits)
+    it("lease and keep: defaults 60 and 604800, readable; bad values raise", function()
+      local router = thinkific.router{ secret = SECRET }
+      assert.are.equal(60, router.lease)
+      assert.are.equal(604800, router.keep)
+      router = thinkific.router{ secret = SECRET, lease = 0.5, keep = 0 }
+      assert.are.equal(0.5, router.lease)
+      assert.are.equal(0, router.keep)
+      for _, opts in ipairs{ { lease = 0 }, { lease = -1 }, { lease = "60" }, { lease = 0 / 0 },
+                             { lease = math.huge }, { keep = -1 }, { keep = math.huge } } do
+        opts.secret = SECRET
+        helper.argerror(1, "router", function() thinkific.router(opts) end)
+      end
     end)
   end)
 end)

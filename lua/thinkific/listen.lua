@@ -65,23 +65,38 @@ local function describe(event, headers)
   return clean(headers["x-thinkific-topic"]), "-"
 end
 
+-- The headers router:handle asked for (Retry-After with a 503): string names of token
+-- characters, string or number values without CR, LF or NUL. Anything else is left out.
+local function extra_headers(extra)
+  if type(extra) ~= "table" then return nil end
+  local out = {}
+  for name, value in pairs(extra) do
+    if type(name) == "string" and name:find("^[%w!#$%%&'*+.^_`|~-]+$")
+        and (type(value) == "number" or type(value) == "string"
+          and not value:find("[\r\n]") and not value:find("\0", 1, true)) then
+      out[name] = value
+    end
+  end
+  return out
+end
+
 function Server:_delivery(req)
   local headers = setmetatable(req.headers, HEADERS)
   local t0 = gettime()
-  local ok, status, body, event = pcall(self.router.handle, self.router, req.body, headers)
+  local ok, status, body, event, extra = pcall(self.router.handle, self.router, req.body, headers)
   local ms = (gettime() - t0) * 1000
   if not ok then
     self.httpd.on_error("thinkific listen: router:handle raised: " .. tostring(status))
-    status, body = 500, '{"error":"the router failed"}'
+    status, body, extra = 500, '{"error":"the router failed"}', nil
   elseif not is_integer(status) or status < 200 or status > 599 then
     self.httpd.on_error("thinkific listen: router:handle returned no HTTP status")
-    status, body = 500, '{"error":"the router failed"}'
+    status, body, extra = 500, '{"error":"the router failed"}', nil
   end
   if self.log then
     local topic, id = describe(event, headers)
     self.log(format("%s %s %d %.1f ms", topic, id, status, ms))
   end
-  return respond.json(status, type(body) == "string" and body or "")
+  return respond.json(status, type(body) == "string" and body or "", extra_headers(extra))
 end
 
 function Server:_handle(_, req)

@@ -1,5 +1,8 @@
 -- The router for incoming deliveries: verifies the signature over the raw bytes, decodes the
 -- envelope, claims its id, and runs every handler registered for its topic, each protected.
+-- A claim is a lease ("running" for lease seconds), then "done" for keep seconds once the
+-- handlers succeeded: a copy that finds it running is told to come back later (503), never
+-- acknowledged while the attempt may still fail (API.md part two, "Claims").
 local integer = require("thinkific.integer")
 local core = require("thinkific.core")
 local lru = require("thinkific.lru")
@@ -9,7 +12,9 @@ local argerror, callable = args.error, args.callable
 
 local verify, decode, null = core.verify, core.decode, core.null
 local type, pairs, ipairs, tostring, xpcall, pcall = type, pairs, ipairs, tostring, xpcall, pcall
-local traceback, setmetatable, find = debug.traceback, setmetatable, string.find
+local traceback, setmetatable, find, format = debug.traceback, setmetatable, string.find,
+  string.format
+local ceil, huge = math.ceil, math.huge
 
 local _M = {}
 local Router = {}
@@ -24,11 +29,19 @@ local BAD_JSON = '{"error":"body is not JSON"}'
 local BAD_ENVELOPE = '{"error":"not a Thinkific event: id, resource, action and payload required"}'
 local BAD_TOPIC = '{"error":"X-Thinkific-Topic disagrees with resource.action"}'
 local STORE_FAILED = '{"error":"dedupe store failed"}'
+local IN_PROGRESS = '{"error":"in progress"}'
 local HANDLER_FAILED = '{"error":"a handler failed"}'
 
 local id_text = integer.id_text
 
-local OPTIONS = { secret = true, secrets = true, max_body = true, dedupe = true }
+local OPTIONS = {
+  secret = true, secrets = true, max_body = true, dedupe = true, lease = true, keep = true,
+}
+
+-- What a claim holds: an attempt is running, or the handlers succeeded. Any other value a
+-- store holds (true, as 0.1.0 wrote) counts as done.
+local RUNNING, DONE = "running", "done"
+local STORE_METHODS = { "add", "set", "get", "delete" }
 
 -- A count (dedupe, max_body): a number >= 0 with no fractional part (100.0 counts too).
 local function is_count(n)
@@ -63,15 +76,33 @@ end
 local function check_store(dedupe)
   if dedupe == nil then return lru.new(10000) end
   if is_count(dedupe) then return dedupe > 0 and lru.new(dedupe) or nil end
-  local indexable = type(dedupe) == "table" or type(dedupe) == "userdata"
-  local ok, store_like = pcall(function() return callable(dedupe.add) and callable(dedupe.delete) end)
-  if not (indexable and ok and store_like) then
-    argerror(1, "router", "dedupe must be a whole number or a store with add and delete")
+  if type(dedupe) ~= "table" and type(dedupe) ~= "userdata" then
+    argerror(1, "router", "dedupe must be a whole number or a store with add, set, get and "
+      .. "delete, got " .. type(dedupe))
+  end
+  local missing = {}
+  for _, name in ipairs(STORE_METHODS) do
+    local ok, method = pcall(function() return dedupe[name] end)
+    if not (ok and callable(method)) then missing[#missing + 1] = name end
+  end
+  if #missing > 0 then
+    argerror(1, "router", "the dedupe store has no method " .. table.concat(missing, " or ")
+      .. " (a store needs add, set, get and delete)")
   end
   return dedupe
 end
 
---- router.new{ secret | secrets, max_body, dedupe } -> router
+-- A finite number of seconds: lease > 0 (a claim that never expires is what a dead holder
+-- leaves behind), keep >= 0 (0: kept for ever).
+local function check_seconds(value, name, default, bound)
+  if value == nil then return default end
+  local ok = type(value) == "number" and value < huge
+    and (bound == "> 0" and value > 0 or bound == ">= 0" and value >= 0)
+  if not ok then argerror(1, "router", name .. " must be a number of seconds " .. bound) end
+  return value
+end
+
+--- router.new{ secret | secrets, max_body, dedupe, lease, keep } -> router
 function _M.new(opts)
   if type(opts) ~= "table" then argerror(1, "router", "table expected, got " .. type(opts)) end
   for k in pairs(opts) do
@@ -86,6 +117,8 @@ function _M.new(opts)
     secrets = #secrets == 1 and secrets[1] or secrets,
     max_body = max_body,
     store = check_store(opts.dedupe),
+    lease = check_seconds(opts.lease, "lease", 60, "> 0"),
+    keep = check_seconds(opts.keep, "keep", 604800, ">= 0"),
     routes = {},      -- registrations in order
     by_topic = {},    -- topic -> the registrations that match it, in order (a cache)
     error_handler = nil,
@@ -249,6 +282,30 @@ local function id_key(id)
   return id_text(id) or tostring(id)
 end
 
+-- Did a protected set or delete fail? It raised, or said false, or nil with a message (a raw
+-- ngx.shared.DICT's delete returns nothing at all: success).
+local function failed(ok, result, err)
+  return not ok or result == false or (result == nil and err ~= nil)
+end
+
+-- Claims id for lease seconds. Returns "new" (claimed now: run the handlers), RUNNING (another
+-- attempt holds it), DONE, or nil when the store failed (or raised).
+local function claim(store, id, lease)
+  for _ = 1, 2 do
+    local ok, added, err = pcall(store.add, store, id, RUNNING, lease)
+    if not ok then return nil end
+    if added then return "new" end
+    if err ~= "exists" then return nil end
+    local value
+    ok, value, err = pcall(store.get, store, id)
+    if not ok or (value == nil and err ~= nil) then return nil end
+    if value == RUNNING then return RUNNING end
+    if value ~= nil then return DONE end
+    -- Gone between add and get (expired, or its attempt failed): claim it once more.
+  end
+  return RUNNING -- gone twice in a row: other copies are at it; come back later
+end
+
 local function valid_envelope(event)
   if type(event) ~= "table" then return false end
   local id = event.id
@@ -257,8 +314,9 @@ local function valid_envelope(event)
     and type(event.payload) == "table"
 end
 
---- router:handle(raw_body, headers) -> status, body, event
+--- router:handle(raw_body, headers) -> status, body, event, response_headers
 -- event: the decoded envelope, once the signature and its shape were checked (for logs).
+-- response_headers: with 503, { ["Retry-After"] = lease seconds, rounded up }.
 function Router:handle(body, headers)
   check_router(self, "handle")
   if type(body) ~= "string" then
@@ -286,16 +344,27 @@ function Router:handle(body, headers)
   local store, id = self.store, id_key(event.id)
   if store then
     -- Claimed before the handlers run: concurrent copies of one delivery run them once.
-    local new, err = store:add(id, true)
-    if not new then
-      if err ~= nil and err ~= "exists" then return 500, STORE_FAILED, event end
-      return 200, DUPLICATE, event
+    local state = claim(store, id, self.lease)
+    if state == nil then return 500, STORE_FAILED, event end
+    if state == RUNNING then
+      return 503, IN_PROGRESS, event, { ["Retry-After"] = format("%.0f", ceil(self.lease)) }
     end
+    if state == DONE then return 200, DUPLICATE, event end
   end
   local ctx = { topic = topic, subdomain = header(headers, "x-thinkific-subdomain"),
     headers = headers }
-  if run(self, event, topic, ctx) then return 200, OK, event end
-  if store then store:delete(id) end -- so that Thinkific's next attempt runs them again
+  if run(self, event, topic, ctx) then
+    -- The handlers ran, but an id the store failed to mark done is answered 500 all the same
+    -- (a store failure anywhere is): Thinkific delivers again, and once the lease is over the
+    -- handlers run again (at least once, never lost).
+    if store and failed(pcall(store.set, store, id, DONE, self.keep)) then
+      return 500, STORE_FAILED, event
+    end
+    return 200, OK, event
+  end
+  -- Forgotten, so that Thinkific's next attempt runs them again. When even that fails, the
+  -- claim expires with its lease.
+  if store then pcall(store.delete, store, id) end
   return 500, HANDLER_FAILED, event
 end
 

@@ -3,7 +3,7 @@
 local argerror = require("thinkific.args").error
 local need = require("thinkific.ngx.need")
 
-local type, tostring, tonumber = type, tostring, tonumber
+local type, tostring, tonumber, pairs = type, tostring, tonumber, pairs
 local concat = table.concat
 local open = io.open
 
@@ -14,9 +14,18 @@ local NOT_POST = '{"error":"method not allowed: deliveries are POST"}'
 local READ_FAILED = '{"error":"could not read the request body"}'
 local CHUNK = 65536
 
-local function reply(ngx, status, body)
+-- extra: the headers router:handle asked for (Retry-After with a 503); string names, string or
+-- number values (ngx_lua refuses or escapes what a header cannot hold).
+local function reply(ngx, status, body, extra)
   ngx.status = status
   local header = ngx.header
+  if type(extra) == "table" then
+    for name, value in pairs(extra) do
+      if type(name) == "string" and (type(value) == "string" or type(value) == "number") then
+        header[name] = value
+      end
+    end
+  end
   header["Content-Type"] = "application/json"
   header["Content-Length"] = #body
   ngx.print(body)
@@ -90,12 +99,13 @@ function _M.serve(router)
       body = ""
     end
   end
-  local status, text, event = router:handle(body, headers)
+  local status, text, event, extra = router:handle(body, headers)
   if status >= 500 then
-    ngx.log(ngx.WARN, "thinkific.ngx.serve: ", status, " ", text, event and
-      (" for event " .. tostring(event.id)) or "")
+    -- 503: a copy of a delivery whose first attempt still runs (routine, told to come back).
+    ngx.log(status == 503 and ngx.INFO or ngx.WARN, "thinkific.ngx.serve: ", status, " ", text,
+      event and (" for event " .. tostring(event.id)) or "")
   end
-  return reply(ngx, status, text)
+  return reply(ngx, status, text, extra)
 end
 
 return _M

@@ -1,5 +1,6 @@
--- thinkific.ngx.store(dict, {ttl}): a de-duplication store for the router on a
--- lua_shared_dict, shared by every worker, with an expiry a raw ngx.shared.DICT lacks.
+-- thinkific.ngx.store(dict, {ttl}): the router's claim store on a lua_shared_dict, shared by
+-- every worker, with the contract of API.md part two (add, set, get, delete; nil, err on a
+-- failure) and a default ttl for calls that give none (a raw ngx.shared.DICT has none).
 local argerror = require("thinkific.args").error
 local need = require("thinkific.ngx.need")
 
@@ -10,17 +11,39 @@ local _M = {}
 local Store = {}
 Store.__index = Store
 
---- store:add(id, value) -> true | false, "exists" | false, message (e.g. "no memory")
-function Store:add(id, value)
-  if value == nil then value = true end
-  local ok, err = self.dict:add(id, value, self.ttl)
-  if ok then return true end
-  return false, err
+-- The ttl of a call: its own when given (0: no expiry), else the store's.
+local function ttl_of(self, ttl)
+  if ttl == nil then return self.ttl end
+  return ttl
 end
 
---- store:delete(id) -> true
-function Store:delete(id)
-  self.dict:delete(id)
+--- store:add(key, value, ttl) -> true | false, "exists" | nil, message (e.g. "no memory")
+function Store:add(key, value, ttl)
+  if value == nil then value = true end
+  local ok, err = self.dict:add(key, value, ttl_of(self, ttl))
+  if ok then return true end
+  if err == "exists" then return false, err end
+  return nil, err
+end
+
+--- store:set(key, value, ttl) -> true | nil, message
+function Store:set(key, value, ttl)
+  local ok, err = self.dict:set(key, value, ttl_of(self, ttl))
+  if ok then return true end
+  return nil, err
+end
+
+--- store:get(key) -> value | nil (missing or expired) | nil, message
+function Store:get(key)
+  -- The dict's second result is the user flags after a value, a message after nil.
+  local value, err = self.dict:get(key)
+  if value == nil and type(err) == "string" then return nil, err end
+  return value
+end
+
+--- store:delete(key) -> true
+function Store:delete(key)
+  self.dict:delete(key)
   return true
 end
 

@@ -12,9 +12,13 @@ end
 
 local router = thinkific.router{
   secret = secret,
-  -- Shared by every worker: a delivery that arrives twice runs its handlers once. Ids are
-  -- forgotten after a week (Thinkific stops retrying long before).
-  dedupe = tngx.store("thinkific_dedupe", { ttl = 7 * 24 * 3600 }),
+  -- Shared by every worker: a delivery that arrives twice runs its handlers once. A copy that
+  -- arrives while the first attempt still runs is answered 503 with Retry-After (never 200
+  -- before the handlers succeeded).
+  dedupe = tngx.store("thinkific_dedupe"),
+  lease = 60,             -- seconds a claim holds: after it, a worker that died lets go
+  keep = 7 * 24 * 3600,   -- seconds a handled id is remembered (Thinkific stops retrying
+                          -- long before)
 }
 
 router:on("order.created", function(event)
