@@ -96,7 +96,8 @@ for _, kind in ipairs(STORES) do
       status, body = router:handle(BODY, HEADERS)
       assert.are.equal(200, status)
       assert.are.equal(OK, body)
-      assert.are.same({ attempts = 2, succeeded = 1, first = runs.first }, runs)
+      assert.are.equal(2, runs.attempts) -- the second time successfully
+      assert.are.equal(1, runs.succeeded)
       -- Done: a further copy is a duplicate, and no handler runs again.
       status, body = router:handle(BODY, HEADERS)
       assert.are.equal(200, status)
