@@ -347,17 +347,21 @@ function Postgres:log(name)
   return (text or ""):sub(-2000)
 end
 
+-- Starts the server; nothing when it runs already.
 function Postgres:start()
+  if self.up then return end
   local quote = require("thinkific.sandbox.process").quote
   local status = helper.execute(self:command(string.format(
     "%s/pg_ctl -D %s -l %s -o %s -w -t 60 start >/dev/null 2>&1", self.bin, quote(self.dir .. "/data"),
     quote(self.dir .. "/server.log"), quote(string.format("-k %s -p %d -c listen_addresses=127.0.0.1",
       self.dir, self.port)))))
   assert(status == 0, "PostgreSQL did not start: " .. self:log())
+  self.up = true
 end
 
 -- Stops the server (fast shutdown), then by pid if it is still there.
 function Postgres:stop()
+  self.up = false
   local quote = require("thinkific.sandbox.process").quote
   helper.execute(self:command(string.format("%s/pg_ctl -D %s -m fast -w -t 30 stop >/dev/null 2>&1",
     self.bin, quote(self.dir .. "/data"))))

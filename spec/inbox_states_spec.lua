@@ -67,7 +67,8 @@ describe("thinkific.inbox processing", function()
       assert.is_true(it.next_attempt_at <= gettime())
       assert.are.equal("101", it.event.id)
       local stats = inbox:stats()
-      assert.are.same({ 3, 0, 0, 0, 0 }, { stats.pending, stats.running, stats.retrying, stats.dead, stats.done })
+      assert.are.same({ 3, 0, 0, 0, 0 },
+        { stats.pending, stats.running, stats.retrying, stats.dead, stats.done })
       assert.is_true(stats.oldest_pending_age >= 0 and stats.oldest_pending_age < 5)
 
       assert.are.equal(1, inbox:work{ limit = 1 })
@@ -227,7 +228,8 @@ describe("thinkific.inbox processing", function()
       assert.are.equal(4, inbox:work{})
       assert.are.same({ ["501"] = 1, ["502"] = 1, ["503"] = 1, ["504"] = 1 }, attempts)
       for i, seconds in ipairs(left) do
-        assert.is_true(seconds >= 0.2 - 0.05, ("event %d started with %.3f s of its lease left"):format(i, seconds))
+        assert.is_true(seconds >= 0.2 - 0.05,
+          ("event %d started with %.3f s of its lease left"):format(i, seconds))
       end
       for i = 1, 4 do assert.are.equal(1, inbox:get("50" .. i).attempts) end
     end)
