@@ -220,7 +220,19 @@ describe("thinkific.inbox intake", function()
           local n, err = inbox:work{}
           assert.is_nil(n)
           assert.are.equal("store", err.kind)
-          assert.is_nil(inbox:stats())
+          for name, call in pairs({
+            stats = function() return inbox:stats() end,
+            list = function() return inbox:list{} end,
+            get = function() return inbox:get("1201") end,
+            retry = function() return inbox:retry("1201") end,
+            replay = function() return inbox:replay{} end,
+            purge = function() return inbox:purge{ older_than = 0 } end,
+          }) do
+            local none, why = call()
+            assert.is_nil(none, name)
+            assert.are.equal("store", why.kind, name)
+            assert.is_nil(tostring(why):find("\n"), name .. ": one line")
+          end
           assert.is_true(#failures >= 3)
           for _, f in ipairs(failures) do
             assert.are.equal("store", f.kind)
