@@ -165,6 +165,23 @@ describe("thinkific.inbox processing", function()
       assert.are.equal(8, runs)
     end)
 
+    it("records any error a handler raises: a table, a NUL, bytes that are not UTF-8, a long text", function()
+      inbox:close()
+      inbox = engines.inbox(url, router, { max_attempts = 1 })
+      -- (A string's traceback stops at its NUL, in Lua itself: an object's text keeps it.)
+      local function object(text) return setmetatable({}, { __tostring = function() return text end }) end
+      local raised = { ["311"] = object("a table"), ["312"] = object("nul\0and\xff\xfe"),
+        ["313"] = string.rep("é", 20000) }
+      router:on("order.created", function(event) error(raised[event.id], 0) end)
+      for id in pairs(raised) do accept(id) end
+      assert.are.equal(3, inbox:work{})
+      assert.are.equal("a table", inbox:get("311").last_error)
+      assert.are.equal("nul\\0and??", inbox:get("312").last_error)
+      local long = inbox:get("313").last_error
+      assert.is_true(#long <= 16384 + 10 and long:find("^éé") ~= nil)
+      assert.are.equal(3, inbox:stats().dead)
+    end)
+
     it("lets another worker take over an event whose lease expired, and drops the late outcome", function()
       inbox:close()
       inbox = engines.inbox(url, router, { lease = 0.3 })

@@ -150,7 +150,7 @@ describe("thinkific.sql", function()
       end)
       assert.is_nil(rows)
       assert.are.equal("store", err.kind)
-      assert.truthy(err.message:find("INSERT INTO failed", 1, true), err.message)
+      assert.truthy(err.message:find("INSERT INTO nowhere failed", 1, true), err.message)
       rows, err = db:transaction(function(tx)
         tx:exec("INSERT INTO t (s) VALUES (?)", "kept?")
         return nil, "changed my mind"

@@ -237,8 +237,8 @@ local function prepare(self, body, headers, fname)
     argerror(2, fname, "headers table expected, got " .. type(headers))
   end
   headers = headers or {}
-  local event, topic, rbody, revent = intake.check(self.router, body, headers)
-  if not event then return nil, topic, rbody, revent end
+  local event, topic, refused_body, refused_event = intake.check(self.router, body, headers)
+  if not event then return nil, topic, refused_body, refused_event end -- (topic: the status)
   -- A raw NUL or bytes that are not UTF-8 cannot be in JSON text (RFC 8259), nor in either store.
   if not sql.is_text(body) then return nil, 400, intake.BAD_JSON end
   local id = integer.id_text(event.id) or tostring(event.id)
@@ -329,6 +329,13 @@ local function storable(message)
   return message
 end
 
+-- dispatch's errors as one text: a handler may raise any value, not only a string.
+local function messages(errs)
+  local texts = {}
+  for i, e in ipairs(type(errs) == "table" and errs or {}) do texts[i] = tostring(e) end
+  return concat(texts, "\n")
+end
+
 local function claim(self, count, worker, now)
   self._claims = self._claims + 1
   local token = format("%s/%s/%d", worker, self._tag, self._claims)
@@ -357,7 +364,7 @@ function Inbox:_run(row)
       headers = headers, event_id = row.event_id, attempt = attempt, received_at = row.received_at }
     local called, done, errs = pcall(self.router.dispatch, self.router, event, ctx)
     ok = called and done
-    if not ok then err = called and concat(errs or {}, "\n") or tostring(done) end
+    if not ok then err = called and messages(errs) or tostring(done) end
   end
   local now = gettime()
   if ok then return { "done", nil, now, nil, row.event_id } end

@@ -194,7 +194,7 @@ local Failure = {}
 
 local ENVS = {} -- one LuaSQL environment per driver, for the life of the Lua state
 
--- err's text with every secret of db replaced.
+-- text with every secret (the password, as written and decoded) replaced by ***.
 local function scrub(text, secrets)
   for _, s in ipairs(secrets) do
     if s ~= "" then
@@ -225,8 +225,10 @@ local function driver_env(dialect)
   local env = ENVS[dialect.driver]
   if env then return env end
   local ok, driver = pcall(require, dialect.driver)
-  if not ok then return nil, "the LuaSQL driver " .. dialect.driver .. " is not installed (Debian: "
-    .. dialect.package .. ")" end
+  if not ok then
+    return nil, "the LuaSQL driver " .. dialect.driver .. " is not installed (Debian: "
+      .. dialect.package .. ")"
+  end
   env = driver[dialect.env]()
   ENVS[dialect.driver] = env
   return env
@@ -317,9 +319,11 @@ local function failed(self, err)
   return nil, err
 end
 
--- The first words of a statement, to say which one failed without showing its values.
+-- The first words of a statement ("INSERT INTO thinkific_inbox"), to say which one failed
+-- without showing its values.
 local function verb(sql)
-  return sql:match("^%s*(%a+%s+[%w_]+)") or sql:match("^%s*(%a+)") or "statement"
+  return sql:match("^%s*(%a+%s+[%w_]+%s+[%w_]+)") or sql:match("^%s*(%a+%s+[%w_]+)")
+    or sql:match("^%s*(%a+)") or "statement"
 end
 
 ---------------------------------------------------------------------------------------------
