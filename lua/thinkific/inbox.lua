@@ -440,6 +440,7 @@ function Inbox:work(opts)
     if #rows > 0 then
       local n, err = run_batch(self, rows, token, now)
       if not n then return report(self, err) end
+      if n == 0 then break end -- the claim itself took half the lease: the store is too slow now
       ran, pause = ran + n, 0.01
     else
       local left = deadline - gettime()
