@@ -7,7 +7,7 @@ local thinkific = require("thinkific")
 local core = require("thinkific.core")
 
 local KINDS = { network = true, timeout = true, tls = true, http = true, decode = true,
-  limit = true, encode = true }
+  limit = true, encode = true, store = true }
 
 -- Asserts that err is an error of the shape API.md states; `what` names the call.
 local function assert_shape(err, what)
@@ -70,8 +70,16 @@ describe("the error convention", function()
     assert_fails("encode", function() return thinkific.encode({ f = print }) end)
   end)
 
+  it("thinkific.inbox with a store it cannot open (its methods: spec/inbox_intake_spec.lua)", function()
+    local err = assert_fails("inbox", function()
+      return thinkific.inbox{ store = "sqlite:/nonexistent/thinkific/inbox.db",
+        router = thinkific.router{ secret = "x" } }
+    end)
+    assert.are.equal("store", err.kind)
+  end)
+
   it("covers every public name of the facade", function()
-    local cases = { decode = true, encode = true, new = true }
+    local cases = { decode = true, encode = true, new = true, inbox = true }
     -- sign and verify only raise on misuse; the rest are values, constructors and checks.
     local never = { _VERSION = true, null = true, array = true, is_error = true, sign = true,
       verify = true, router = true, topics = true }

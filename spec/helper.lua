@@ -317,5 +317,113 @@ function helper.socket_transport(log)
   end
 end
 
+-- PostgreSQL for the specs: Debian's server binaries (package postgresql), a cluster of its own
+-- in a temporary directory, on a free port of 127.0.0.1, with a password for TCP (scram) and
+-- trust on its own socket. As root the server runs as the postgres user (runuser), which owns
+-- the directory; otherwise as the current user.
+
+-- The directory of the newest installed server's binaries, or nil.
+function helper.postgres_bin()
+  local listing = helper.capture("ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1")
+  local bin = listing:match("^(%S+)")
+  if bin and helper.execute("test -x '" .. bin .. "/initdb'") == 0 then return bin end
+  return nil
+end
+
+local Postgres = {}
+Postgres.__index = Postgres
+
+-- A command line run as the server's user.
+function Postgres:command(line)
+  if self.as_postgres then
+    return "runuser -u postgres -- " .. line
+  end
+  return line
+end
+
+-- The end of the server's log (or of another file of its directory), for failure messages.
+function Postgres:log(name)
+  local text = require("thinkific.sandbox.process").read_file(self.dir .. "/" .. (name or "server.log"))
+  return (text or ""):sub(-2000)
+end
+
+-- Starts the server; nothing when it runs already.
+function Postgres:start()
+  if self.up then return end
+  local quote = require("thinkific.sandbox.process").quote
+  local status = helper.execute(self:command(string.format(
+    "%s/pg_ctl -D %s -l %s -o %s -w -t 60 start >/dev/null 2>&1", self.bin, quote(self.dir .. "/data"),
+    quote(self.dir .. "/server.log"), quote(string.format("-k %s -p %d -c listen_addresses=127.0.0.1",
+      self.dir, self.port)))))
+  assert(status == 0, "PostgreSQL did not start: " .. self:log())
+  self.up = true
+end
+
+-- Stops the server (fast shutdown), then by pid if it is still there.
+function Postgres:stop()
+  self.up = false
+  local quote = require("thinkific.sandbox.process").quote
+  helper.execute(self:command(string.format("%s/pg_ctl -D %s -m fast -w -t 30 stop >/dev/null 2>&1",
+    self.bin, quote(self.dir .. "/data"))))
+  local f = io.open(self.dir .. "/data/postmaster.pid")
+  local pid = f and tonumber(f:read("*l"))
+  if f then f:close() end
+  if pid then os.execute("kill -KILL " .. pid .. " 2>/dev/null") end
+end
+
+-- The store URL with the given password (default: the right one).
+function Postgres:url(password)
+  local encoded = (password or self.password):gsub("[^%w%-._~]", function(c)
+    return string.format("%%%02X", c:byte())
+  end)
+  return string.format("postgres://%s:%s@127.0.0.1:%d/postgres", self.user, encoded, self.port)
+end
+
+-- The URL of an empty database: every table of the last test dropped.
+function Postgres:fresh()
+  local db = assert(require("thinkific.sql").open(self:url()))
+  assert(db:exec("DROP SCHEMA public CASCADE"))
+  assert(db:exec("CREATE SCHEMA public"))
+  db:close()
+  return self:url()
+end
+
+-- Makes and starts a cluster; returns the server (password, user, port, dir, url(), fresh(),
+-- stop(), start()).
+function helper.postgres()
+  local quote = require("thinkific.sandbox.process").quote
+  local bin = assert(helper.postgres_bin(), "PostgreSQL's server is not installed (Debian: postgresql)")
+  local dir = helper.capture("mktemp -d"):match("^(%S+)")
+  local self = setmetatable({ bin = bin, dir = dir, port = helper.closed_port(),
+    user = "thinkific_spec", password = "s3cr'et\\pw@x", as_postgres = helper.capture("id -u") == "0\n" },
+    Postgres)
+  helper.write(dir, "pwfile", self.password .. "\n")
+  if self.as_postgres then
+    assert(helper.execute("chown -R postgres " .. quote(dir)) == 0, "chown postgres " .. dir)
+  end
+  local status = helper.execute(self:command(string.format("%s/initdb -D %s -U %s --pwfile=%s "
+    .. "--auth-local=trust --auth-host=scram-sha-256 -E UTF8 --locale=C -N >%s 2>&1", bin,
+    quote(dir .. "/data"), self.user, quote(dir .. "/pwfile"), quote(dir .. "/initdb.log"))))
+  assert(status == 0, "initdb failed: " .. self:log("initdb.log"))
+  self:start()
+  return self
+end
+
+-- Gives the enclosing describe block a PostgreSQL server: started before its first test and
+-- handed to set(server), stopped and removed after its last.
+function helper.with_postgres(set)
+  local server
+  busted.lazy_setup(function()
+    server = helper.postgres()
+    set(server)
+  end)
+  busted.lazy_teardown(function()
+    if server then
+      server:stop()
+      os.execute("rm -rf '" .. server.dir .. "'")
+    end
+  end)
+end
+
 package.loaded["spec.helper"] = helper
 return helper

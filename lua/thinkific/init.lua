@@ -13,6 +13,7 @@ local _M = {
   verify = core.verify,
   new = client.new,
   router = require("thinkific.router").new,
+  inbox = require("thinkific.inbox").new,
   topics = require("thinkific.topics"),
 }
 
