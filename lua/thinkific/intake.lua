@@ -1,7 +1,7 @@
 -- The intake checks of a delivery, in router:handle's order and with its answers: the size
 -- (413), the signature over the raw bytes (401), a JSON envelope with id, resource, action and
--- payload (400), an X-Thinkific-Topic that agrees with it (400). Used by the inbox, which must
--- refuse exactly what the router refuses; router.lua keeps its own copy until it calls this.
+-- payload (400), an X-Thinkific-Topic that agrees with it (400). router:handle and the inbox
+-- both call it, so the inbox refuses exactly what the router refuses.
 local core = require("thinkific.core")
 local find_header = require("thinkific.headers").find
 

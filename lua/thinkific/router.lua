@@ -2,18 +2,15 @@
 -- envelope, claims its id, and runs every handler registered for its topic, each protected.
 -- A claim is a lease ("running" for lease seconds), then "done" for keep seconds once the
 -- handlers succeeded: a copy that finds it running is told to come back later (503), never
--- acknowledged while the attempt may still fail (API.md part two, "Claims").
+-- acknowledged while the attempt may still fail (doc/API.md, "Claims").
 local integer = require("thinkific.integer")
-local core = require("thinkific.core")
 local lru = require("thinkific.lru")
-local find_header = require("thinkific.headers").find
+local intake = require("thinkific.intake")
 local args = require("thinkific.args")
 local argerror, callable = args.error, args.callable
 
-local verify, decode, null = core.verify, core.decode, core.null
 local type, pairs, ipairs, tostring, xpcall, pcall = type, pairs, ipairs, tostring, xpcall, pcall
-local traceback, setmetatable, find, format = debug.traceback, setmetatable, string.find,
-  string.format
+local traceback, setmetatable, format = debug.traceback, setmetatable, string.format
 local ceil, huge = math.ceil, math.huge
 
 local _M = {}
@@ -22,17 +19,14 @@ Router.__index = Router
 
 local OK = '{"status":"ok"}'
 local DUPLICATE = '{"status":"duplicate"}'
-local TOO_LARGE = '{"error":"body too large"}'
-local NO_SIGNATURE = '{"error":"missing signature"}'
-local BAD_SIGNATURE = '{"error":"invalid signature"}'
-local BAD_JSON = '{"error":"body is not JSON"}'
-local BAD_ENVELOPE = '{"error":"not a Thinkific event: id, resource, action and payload required"}'
-local BAD_TOPIC = '{"error":"X-Thinkific-Topic disagrees with resource.action"}'
 local STORE_FAILED = '{"error":"dedupe store failed"}'
 local IN_PROGRESS = '{"error":"in progress"}'
 local HANDLER_FAILED = '{"error":"a handler failed"}'
 
 local id_text = integer.id_text
+-- The intake checks (size, signature, envelope, topic header) live in intake.lua, which the
+-- inbox shares, so both refuse exactly the same deliveries.
+local intake_check, canonical, header = intake.check, intake.canonical, intake.header
 
 local OPTIONS = {
   secret = true, secrets = true, max_body = true, dedupe = true, lease = true, keep = true,
@@ -46,12 +40,6 @@ local STORE_METHODS = { "add", "set", "get", "delete" }
 -- A count (dedupe, max_body): a number >= 0 with no fractional part (100.0 counts too).
 local function is_count(n)
   return type(n) == "number" and n >= 0 and n == math.floor(n)
-end
-
--- Thinkific sends both spellings for one topic: "canceled" is read as "cancelled".
-local function canonical(topic)
-  if not find(topic, "canceled", 1, true) then return topic end -- the common case: no copy
-  return (topic:gsub("%.canceled$", ".cancelled"))
 end
 
 local function check_secrets(opts)
@@ -269,13 +257,6 @@ function Router:dispatch(event, ctx)
   return ok, errs or {}
 end
 
--- Lower-case names; a list value (OpenResty gives those for repeated headers) gives its first.
-local function header(headers, name)
-  local v = find_header(headers, name)
-  if type(v) == "table" then v = v[1] end
-  return v
-end
-
 -- The dedupe key of an id: its text, every digit of an integer kept (LuaJIT's tostring
 -- keeps 14 significant digits, so distinct 15- and 16-digit ids would share one key).
 local function id_key(id)
@@ -306,14 +287,6 @@ local function claim(store, id, lease)
   return RUNNING -- gone twice in a row: other copies are at it; come back later
 end
 
-local function valid_envelope(event)
-  if type(event) ~= "table" then return false end
-  local id = event.id
-  return (type(id) == "string" and id ~= "" or type(id) == "number")
-    and type(event.resource) == "string" and type(event.action) == "string"
-    and type(event.payload) == "table"
-end
-
 --- router:handle(raw_body, headers) -> status, body, event, response_headers
 -- event: the decoded envelope, once the signature and its shape were checked (for logs).
 -- response_headers: with 503, { ["Retry-After"] = lease seconds, rounded up }.
@@ -327,19 +300,9 @@ function Router:handle(body, headers)
     argerror(2, "handle", "headers table expected, got " .. type(headers))
   end
   headers = headers or {}
-  if #body > self.max_body then return 413, TOO_LARGE end
-  local signature = header(headers, "x-thinkific-hmac-sha256")
-  if type(signature) ~= "string" or signature == "" then return 401, NO_SIGNATURE end
-  if not verify(body, signature, self.secrets) then return 401, BAD_SIGNATURE end
-
-  local event = decode(body)
-  if event == nil or event == null then return 400, BAD_JSON end
-  if not valid_envelope(event) then return 400, BAD_ENVELOPE end
-  local topic = envelope_topic(event)
-  local said = header(headers, "x-thinkific-topic")
-  if type(said) == "string" and said ~= topic and canonical(said) ~= topic then
-    return 400, BAD_TOPIC, event
-  end
+  local event, topic_or_status, refusal, decoded = intake_check(self, body, headers)
+  if not event then return topic_or_status, refusal, decoded end
+  local topic = topic_or_status
 
   local store, id = self.store, id_key(event.id)
   if store then
