@@ -89,6 +89,7 @@ load_module ${modules}/ngx_http_lua_module.so;
 daemon off;
 master_process on;
 ${user}
+${main}
 worker_processes ${workers};
 pid ${prefix}/logs/nginx.pid;
 error_log ${prefix}/logs/error.log info;
@@ -113,12 +114,12 @@ ${server}
 local Nginx = {}
 Nginx.__index = Nginx
 
--- Starts nginx. opts: workers (1), reuseport (false), http (text for the http block), server
--- (locations of the one server), files ({ ["lua/app/hooks.lua"] = text } written under the
--- prefix), vars (more ${name} values; the template's own: prefix, root, port, modules, workers,
--- user), env (environment variables of the nginx process). Raises with
--- error.log's end when nginx does not come up within 10 s; a port taken meanwhile is retried
--- with another one.
+-- Starts nginx. opts: workers (1), reuseport (false), main (text for the main context, e.g.
+-- `env NAME;`), http (text for the http block), server (locations of the one server), files
+-- ({ ["lua/app/hooks.lua"] = text } written under the prefix), vars (more ${name} values; the
+-- template's own: prefix, root, port, modules, workers, user), env (environment variables of
+-- the nginx process). Raises with error.log's end when nginx does not come up within 10 s; a
+-- port taken meanwhile is retried with another one.
 function H.start(opts)
   opts = opts or {}
   local prefix = opts.prefix or H.tmpdir()
@@ -129,6 +130,7 @@ function H.start(opts)
       workers = opts.workers or 1, port = helper.closed_port(), user = H.USER,
       reuseport = opts.reuseport and " reuseport" or "" }
     for k, v in pairs(opts.vars or {}) do vars[k] = v end
+    vars.main = fill(opts.main or "", vars)
     vars.http = fill(opts.http or "", vars)
     vars.server = fill(opts.server or "", vars)
     for path, text in pairs(opts.files or {}) do H.write(prefix .. "/" .. path, fill(text, vars)) end

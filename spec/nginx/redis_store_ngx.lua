@@ -65,7 +65,7 @@ function S.writes()
   assert(s:set("set", "done", 0.0001))
   assert(s:set("kept", "done"))
   assert(s:add("plain", nil, 0) == true)
-  return {}
+  return { raw = s:get("raw") }
 end
 
 -- A connection authenticated by one store never serves another; db 1 is not db 0.
@@ -200,6 +200,24 @@ describe("thinkific.ngx.redis_store in nginx against redis-server", function()
       }
     }
     location = /ping { return 200 "pong"; }
+    # Cosockets are not allowed in set_by_lua; they are in a timer.
+    location = /phases {
+      set_by_lua_block $in_set {
+        local s = require("stores"){ prefix = "phases:" }
+        local ok, err = pcall(s.get, s, "k")
+        return ok and "no error" or tostring(err)
+      }
+      content_by_lua_block {
+        local s = require("stores"){ prefix = "phases:" }
+        local done
+        assert(ngx.timer.at(0, function() done = s:set("timer", "done") end))
+        for _ = 1, 200 do
+          if done ~= nil then break end
+          ngx.sleep(0.01)
+        end
+        ngx.print(require("thinkific").encode({ in_set = ngx.var.in_set, timer = done }))
+      }
+    }
 ]],
     }
   end)
@@ -221,8 +239,10 @@ describe("thinkific.ngx.redis_store in nginx against redis-server", function()
     end
   end)
 
-  it("stores JSON under the prefix: SET NX with PX only for a ttl, rounded up", function()
-    scenario("writes")
+  it("stores JSON under the prefix: SET NX with PX only for a ttl, rounded up; reads a text "
+    .. "that is not JSON as itself", function()
+    assert.are.equal("OK", redis:call("SET", "writes:raw", "not JSON"))
+    assert.are.same({ raw = "not JSON" }, scenario("writes"))
     assert.are.equal('"running"', redis:call("GET", "writes:added"))
     local pttl = redis:call("PTTL", "writes:added")
     assert.is_true(pttl > 1000 and pttl <= 1500, tostring(pttl))
@@ -301,6 +321,14 @@ describe("thinkific.ngx.redis_store in nginx against redis-server", function()
       assert.truthy(out.neither:find("needs lua-resty-redis: on Debian `apt install "
         .. "lua-nginx-redis`", 1, true), out.neither)
     end)
+
+  it("works in a timer; raises in set_by_lua, where nginx allows no cosocket", function()
+    local _, _, body = assert(nginx:request{ path = "/phases" })
+    local out = assert(thinkific.decode(body))
+    assert.is_true(out.timer)
+    assert.are.equal('"done"', redis:call("GET", "phases:timer"))
+    assert.truthy(out.in_set:find("API disabled in the context of set_by_lua", 1, true), out.in_set)
+  end)
 
   it("a delivery through the router: claimed running for the lease, then done for keep",
     function()
@@ -393,5 +421,51 @@ describe("thinkific.ngx.redis_store in nginx against redis-server", function()
     assert.are.equal(6, #nginx:lines("error"), log)
     assert.is_nil(log:find(PASSWORD, 1, true))
     assert.is_nil(log:find(WRONG, 1, true))
+  end)
+
+  -- The example's commented Redis option, switched on as its comment says: the redis_store
+  -- lines uncommented in place of the shared-dict store, the password from the environment.
+  describe("examples/openresty with its Redis option", function()
+    local example
+
+    local function with_redis(text)
+      local n1, n2
+      text, n1 = text:gsub('\n  dedupe = tngx%.store%("thinkific_dedupe"%),\n', "\n")
+      text, n2 = text:gsub("\n  %-%- (dedupe = tngx%.redis_store{[^\n]*)\n  %-%-   ([^\n]*)",
+        "\n  %1\n    %2")
+      assert(n1 == 1 and n2 == 1, "the example's store lines have changed")
+      text, n1 = text:gsub('host = "10%.0%.0%.5", port = 6379', 'host = "127.0.0.1", port = '
+        .. redis.port)
+      assert(n1 == 1, "the example's Redis address has changed")
+      return text
+    end
+
+    lazy_setup(function()
+      local hooks = with_redis(H.read(H.ROOT .. "/examples/openresty/lua/app/hooks.lua"))
+      example = H.start{
+        main = "env THINKIFIC_WEBHOOK_SECRET;\nenv THINKIFIC_REDIS_PASSWORD;",
+        env = { THINKIFIC_WEBHOOK_SECRET = SECRET, THINKIFIC_REDIS_PASSWORD = PASSWORD },
+        files = { ["lua/app/hooks.lua"] = hooks },
+        server = [[
+    location = /thinkific/webhooks {
+      content_by_lua_block { require("thinkific.ngx").serve(require("app.hooks")) }
+    }
+]],
+      }
+    end)
+
+    lazy_teardown(function()
+      if example then example:remove() end
+    end)
+
+    it("claims in Redis: handled once, then a duplicate", function()
+      local req, id = delivery("/thinkific/webhooks")
+      local status, _, body = assert(example:request(req))
+      assert.are.equal(200, status, body .. example:log())
+      assert.are.equal('"done"', redis:call("GET", "thinkific:" .. id))
+      local _, _, again = assert(example:request(req))
+      assert.are.equal('{"status":"duplicate"}', again)
+      assert.are.same({}, example:lines("error"))
+    end)
   end)
 end)
