@@ -388,6 +388,39 @@ function Nginx:parallel(reqs, timeout)
 end
 
 ------------------------------------------------------------------------------------------------
+-- Counting what handlers did, and deliveries to count
+------------------------------------------------------------------------------------------------
+
+-- For H.start{ http = ..., server = ... }: a shared dict `counts` that handlers bump
+-- (ngx.shared.counts:incr(key, 1, 0)), and GET /counts, which answers it as JSON.
+H.COUNTS_HTTP = "  lua_shared_dict counts 1m;\n"
+H.COUNTS_SERVER = [[
+    location = /counts {
+      content_by_lua_block {
+        local d, out = ngx.shared.counts, {}
+        for _, k in ipairs(d:get_keys(0)) do out[k] = d:get(k) end
+        ngx.print(require("thinkific").encode(out))
+      }
+    }
+]]
+
+-- This nginx's counts (H.COUNTS_SERVER), decoded.
+function Nginx:counts()
+  local status, _, body = assert(self:request{ path = "/counts" })
+  assert(status == 200, "GET /counts: " .. tostring(status))
+  return assert(require("thinkific").decode(body))
+end
+
+-- A signed order.created delivery of event id with payload: its body and headers.
+function H.order_created(secret, id, payload)
+  local thinkific = require("thinkific")
+  local body = assert(thinkific.encode{ id = id, resource = "order", action = "created",
+    tenant_id = "3", created_at = "2024-01-26T17:23:20.940Z", payload = payload or {} })
+  return body, { ["Content-Type"] = "application/json", ["X-Thinkific-Topic"] = "order.created",
+    ["X-Thinkific-Hmac-Sha256"] = thinkific.sign(body, secret) }
+end
+
+------------------------------------------------------------------------------------------------
 -- A private redis-server (Debian's): its own config in a temp directory (the data there too,
 -- appendonly yes), a free loopback port, a child process stopped by pid; restartable on the same
 -- port and data, and freezable (SIGSTOP) to play a Redis that does not answer.

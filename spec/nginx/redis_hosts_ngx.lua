@@ -7,7 +7,6 @@
 -- its lease. The store's own cases: spec/nginx/redis_store_ngx.lua.
 local H = require("spec.nginx.harness")
 local helper = require("spec.helper")
-local thinkific = require("thinkific")
 
 local SECRET = "redis-hosts-secret"
 local PASSWORD = "hosts-redis-pass-5093"
@@ -48,35 +47,26 @@ describe("two nginx hosts sharing Redis (thinkific.ngx.redis_store)", function()
   local redis, hosts, serial = nil, {}, 0
   local expected_errors -- per test: patterns of the error.log lines it causes
 
-  -- A signed delivery of a new event id (mode: how the handler behaves); the body and the id.
+  -- A delivery of a new event id ({ body, headers }; mode: how the handler behaves), and the id.
   local function delivery(mode)
     serial = serial + 1
     local id = ("7000000000000000000%04d"):format(serial)
-    local body = assert(thinkific.encode{ id = id, resource = "order", action = "created",
-      tenant_id = "3", created_at = "2024-01-26T17:23:20.940Z", payload = { mode = mode } })
-    return body, id
+    local body, headers = H.order_created(SECRET, id, { mode = mode })
+    return { body = body, headers = headers }, id
   end
 
   -- The request of a delivery to a host (its port).
-  local function to(host, body)
-    return { method = "POST", path = "/hooks", port = host.port, body = body,
-      headers = { ["Content-Type"] = "application/json", ["X-Thinkific-Topic"] = "order.created",
-        ["X-Thinkific-Hmac-Sha256"] = thinkific.sign(body, SECRET) } }
+  local function to(host, d)
+    return { method = "POST", path = "/hooks", port = host.port, body = d.body, headers = d.headers }
   end
 
-  local function post(host, body)
-    return assert(host:request(to(host, body)))
-  end
-
-  local function counts(host)
-    local status, _, body = assert(host:request{ path = "/counts" })
-    assert.are.equal(200, status)
-    return assert(thinkific.decode(body))
+  local function post(host, d)
+    return assert(host:request(to(host, d)))
   end
 
   -- A count summed over both hosts.
   local function total(key)
-    return (counts(hosts.A)[key] or 0) + (counts(hosts.B)[key] or 0)
+    return (hosts.A:counts()[key] or 0) + (hosts.B:counts()[key] or 0)
   end
 
   lazy_setup(function()
@@ -88,19 +78,12 @@ describe("two nginx hosts sharing Redis (thinkific.ngx.redis_store)", function()
         vars = { secret = SECRET, lease = LEASE, host = name, redis_port = redis.port,
           password = PASSWORD, timeout = TIMEOUT },
         files = { ["lua/app/hooks.lua"] = HOOKS },
-        http = "  lua_shared_dict counts 1m;\n",
+        http = H.COUNTS_HTTP,
         server = [[
     location = /hooks {
       content_by_lua_block { require("thinkific.ngx").serve(require("app.hooks")) }
     }
-    location = /counts {
-      content_by_lua_block {
-        local d, out = ngx.shared.counts, {}
-        for _, k in ipairs(d:get_keys(0)) do out[k] = d:get(k) end
-        ngx.print(require("thinkific").encode(out))
-      }
-    }
-]],
+]] .. H.COUNTS_SERVER,
       }
     end
   end)
@@ -132,9 +115,9 @@ describe("two nginx hosts sharing Redis (thinkific.ngx.redis_store)", function()
 
   it("the same delivery sent " .. COPIES .. " times over both hosts at once: the handler "
     .. "runs once", function()
-    local body, id = delivery("slow")
+    local d, id = delivery("slow")
     local reqs = {}
-    for i = 1, COPIES do reqs[i] = to(i % 2 == 1 and hosts.A or hosts.B, body) end
+    for i = 1, COPIES do reqs[i] = to(i % 2 == 1 and hosts.A or hosts.B, d) end
     local results = hosts.A:parallel(reqs, 10)
     local ok, others = 0, 0
     for i, r in ipairs(results) do
@@ -157,23 +140,23 @@ describe("two nginx hosts sharing Redis (thinkific.ngx.redis_store)", function()
 
   it("a slow attempt on host A: a copy on host B gets 503 with Retry-After; A's attempt "
     .. "fails; a later copy on B runs the handler", function()
-    local body, id = delivery("fail_on_A")
-    local first = hosts.A:send(to(hosts.A, body))
+    local d, id = delivery("fail_on_A")
+    local first = hosts.A:send(to(hosts.A, d))
     assert.is_true(helper.wait_until(function()
-      return counts(hosts.A)["attempts:" .. id] == 1
+      return hosts.A:counts()["attempts:" .. id] == 1
     end, 5))
-    local status, headers, answer = post(hosts.B, body)
+    local status, headers, answer = post(hosts.B, d)
     assert.are.equal(503, status)
     assert.are.equal("2", headers["retry-after"])
     assert.are.equal(IN_PROGRESS, answer)
     assert.are.equal(500, (first.finish()))
-    local later, _, later_answer = post(hosts.B, body)
+    local later, _, later_answer = post(hosts.B, d)
     assert.are.equal(200, later, later_answer)
     assert.are.equal('{"status":"ok"}', later_answer)
-    local a, b = counts(hosts.A), counts(hosts.B)
+    local a, b = hosts.A:counts(), hosts.B:counts()
     assert.are.same({ 1, 0, 1, 1 }, { a["attempts:" .. id], a["done:" .. id] or 0,
       b["attempts:" .. id], b["done:" .. id] })
-    local _, _, again = post(hosts.A, body)
+    local _, _, again = post(hosts.A, d)
     assert.are.equal('{"status":"duplicate"}', again)
   end)
 
@@ -183,15 +166,15 @@ describe("two nginx hosts sharing Redis (thinkific.ngx.redis_store)", function()
       .. redis.port .. ": connection refused", "connect%(%) failed %(111: Connection refused%)" }
     local handled = {}
     for i = 1, 4 do
-      local body, id = delivery()
-      assert.are.equal(200, (post(i % 2 == 1 and hosts.A or hosts.B, body)))
-      handled[#handled + 1] = { body = body, id = id }
+      local d, id = delivery()
+      assert.are.equal(200, (post(i % 2 == 1 and hosts.A or hosts.B, d)))
+      handled[#handled + 1] = { d = d, id = id }
     end
     redis:stop()
-    local body, id = delivery()
+    local d, id = delivery()
     for _, name in ipairs({ "A", "B" }) do
       local started = H.now()
-      local status, _, answer = post(hosts[name], body)
+      local status, _, answer = post(hosts[name], d)
       assert.are.equal(500, status)
       assert.are.equal('{"error":"dedupe store failed"}', answer)
       assert.is_true(H.now() - started < TIMEOUT + 1, "took " .. (H.now() - started) .. " s")
@@ -202,18 +185,18 @@ describe("two nginx hosts sharing Redis (thinkific.ngx.redis_store)", function()
       assert.are.equal(1, said, hosts[name]:log())
     end
     -- A delivery handled before: 500 too (the store cannot say it is done), never 200.
-    assert.are.equal(500, (post(hosts.B, handled[1].body)))
+    assert.are.equal(500, (post(hosts.B, handled[1].d)))
     assert.are.equal(0, total("attempts:" .. id))
 
     local ok, why = redis:start()
     assert(ok, why)
-    local status, _, answer = post(hosts.B, body)
+    local status, _, answer = post(hosts.B, d)
     assert.are.equal(200, status, answer)
     assert.are.equal('{"status":"ok"}', answer)
     assert.are.equal(1, total("attempts:" .. id))
     -- What was acknowledged before the stop is still known after it, on either host.
     for i, h in ipairs(handled) do
-      local _, _, again = post(i % 2 == 1 and hosts.B or hosts.A, h.body)
+      local _, _, again = post(i % 2 == 1 and hosts.B or hosts.A, h.d)
       assert.are.equal('{"status":"duplicate"}', again)
       assert.are.equal(1, total("attempts:" .. h.id))
     end
@@ -222,24 +205,24 @@ describe("two nginx hosts sharing Redis (thinkific.ngx.redis_store)", function()
   it("kill -9 of host A's worker mid-handler: the claim expires with the lease, then a copy "
     .. "on host B is handled", function()
     expected_errors = { "exited on signal 9" }
-    local body, id = delivery("hang_on_A")
-    local first = hosts.A:send(to(hosts.A, body))
+    local d, id = delivery("hang_on_A")
+    local first = hosts.A:send(to(hosts.A, d))
     local claimed_at = H.now()
     local pid
     assert.is_true(helper.wait_until(function()
-      pid = counts(hosts.A)["hanging:" .. id]
+      pid = hosts.A:counts()["hanging:" .. id]
       return pid ~= nil
     end, 5))
     assert.is_true((os.execute("kill -9 " .. math.floor(pid))))
     assert.is_nil((first.finish())) -- the connection dies with the worker
-    local status, headers = post(hosts.B, body)
+    local status, headers = post(hosts.B, d)
     assert.are.equal(503, status)
     assert.are.equal("2", headers["retry-after"])
     H.sleep(math.max(0, claimed_at + LEASE + 0.3 - H.now()))
-    local later, _, answer = post(hosts.B, body)
+    local later, _, answer = post(hosts.B, d)
     assert.are.equal(200, later, answer)
     assert.are.equal('{"status":"ok"}', answer)
-    local b = counts(hosts.B)
+    local b = hosts.B:counts()
     assert.are.same({ 1, 1 }, { b["attempts:" .. id], b["done:" .. id] })
     assert.is_true(helper.wait_until(function()
       return #hosts.A:lines("error") > 0

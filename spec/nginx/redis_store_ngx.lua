@@ -135,25 +135,17 @@ return S
 describe("thinkific.ngx.redis_store in nginx against redis-server", function()
   local redis, nginx, serial = nil, nil, 0
 
-  -- A signed delivery of a new event id; the request and the id.
+  -- A signed delivery of a new event id to path: the request and the id.
   local function delivery(path, payload)
     serial = serial + 1
     local id = ("6000000000000000000%04d"):format(serial)
-    local body = assert(thinkific.encode{ id = id, resource = "order", action = "created",
-      tenant_id = "3", created_at = "2024-01-26T17:23:20.940Z", payload = payload or {} })
-    return { method = "POST", path = path, body = body,
-      headers = { ["Content-Type"] = "application/json", ["X-Thinkific-Topic"] = "order.created",
-        ["X-Thinkific-Hmac-Sha256"] = thinkific.sign(body, SECRET) } }, id
+    local body, headers = H.order_created(SECRET, id, payload)
+    return { method = "POST", path = path, body = body, headers = headers }, id
   end
 
   local function scenario(name)
     local status, _, body = assert(nginx:request{ path = "/scenario?name=" .. name })
     assert.are.equal(200, status, body)
-    return assert(thinkific.decode(body))
-  end
-
-  local function counts()
-    local _, _, body = assert(nginx:request{ path = "/counts" })
     return assert(thinkific.decode(body))
   end
 
@@ -184,18 +176,11 @@ describe("thinkific.ngx.redis_store in nginx against redis-server", function()
       files = files,
       vars = { secret = SECRET, password = PASSWORD, wrong = WRONG, redis_port = redis.port,
         closed_port = helper.closed_port(), timeout = TIMEOUT, lease = LEASE, keep = KEEP },
-      http = "  lua_shared_dict counts 1m;\n",
-      server = table.concat(locations) .. [[
+      http = H.COUNTS_HTTP,
+      server = table.concat(locations) .. H.COUNTS_SERVER .. [[
     location = /scenario {
       content_by_lua_block {
         local out = require("scenarios")[ngx.var.arg_name]()
-        ngx.print(require("thinkific").encode(out))
-      }
-    }
-    location = /counts {
-      content_by_lua_block {
-        local d, out = ngx.shared.counts, {}
-        for _, k in ipairs(d:get_keys(0)) do out[k] = d:get(k) end
         ngx.print(require("thinkific").encode(out))
       }
     }
@@ -347,7 +332,7 @@ describe("thinkific.ngx.redis_store in nginx against redis-server", function()
       assert.is_true(pttl > (KEEP - 5) * 1000 and pttl <= KEEP * 1000, tostring(pttl))
       local _, _, again = assert(nginx:request(req))
       assert.are.equal('{"status":"duplicate"}', again)
-      assert.are.equal(1, counts()["attempts:" .. id])
+      assert.are.equal(1, nginx:counts()["attempts:" .. id])
     end)
 
   it("a wrong password or none: 500 at once, error.log says AUTH or NOAUTH, no handler ran",
@@ -360,7 +345,7 @@ describe("thinkific.ngx.redis_store in nginx against redis-server", function()
         assert.are.equal(500, status)
         assert.are.equal('{"error":"dedupe store failed"}', body)
         assert.is_true(H.now() - started < TIMEOUT, "took " .. (H.now() - started) .. " s")
-        assert.is_nil(counts()["attempts:" .. id])
+        assert.is_nil(nginx:counts()["attempts:" .. id])
         assert.are.equal(1, #errors_with(says), path .. ": " .. nginx:log())
       end
     end)
@@ -406,7 +391,7 @@ describe("thinkific.ngx.redis_store in nginx against redis-server", function()
     H.sleep(math.max(0, thawed + LEASE + 0.2 - H.now()))
     local later, _, body = assert(nginx:request(req))
     assert.are.equal(200, later, body)
-    assert.are.equal(1, counts()["attempts:" .. id])
+    assert.are.equal(1, nginx:counts()["attempts:" .. id])
   end)
 
   it("never writes a password to error.log", function()
