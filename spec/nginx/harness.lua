@@ -458,9 +458,7 @@ function Redis:start()
   self.process = process.start(H.quote(H.REDIS) .. " " .. H.quote(self.dir .. "/redis.conf"), {})
   local deadline = gettime() + 10
   while gettime() < deadline do
-    local reply = self:call("PING")
-    -- NOAUTH: up, and wanting a password (call gives it; a wrong one is the spec's business).
-    if reply == "PONG" then return true end
+    if self:call("PING") == "PONG" then return true end -- call sends AUTH first when needed
     local pid = self.process:getpid()
     if pid and not process.alive(pid) then
       return false, "redis-server exited: " .. (H.read(self.log_path) or ""):sub(-1500)
