@@ -45,8 +45,8 @@ BODY="$TMP/body.json" SECRET="$SECRET" "$LUA" -e '
     "X-GitHub-Delivery: 72d3162e-cc78-11e3-81ab-4c9367dc0958\n",
     "X-Hub-Signature-256: sha256=", sig, "\n")' >"$TMP/headers.txt"
 
-port=$("$LUA" -e 'local s = require("socket").bind("127.0.0.1", 0)
-  local _, p = s:getsockname(); s:close(); print(p)')
+. bench/wrk.sh
+port=$(free_port)
 cat >"$TMP/bench_hooks.lua" <<LUA
 local thinkific = require("thinkific")
 local router = thinkific.router{ secret = "$SECRET", dedupe = 0 }
@@ -89,11 +89,7 @@ http {
 CONF
 "$NGINX" -p "$TMP/" -e "$TMP/error.log" -c "$TMP/nginx.conf" &
 NGINX_PID=$!
-i=0
-until "$LUA" -e "assert(require('socket').connect('127.0.0.1', $port))" 2>/dev/null; do
-  i=$((i + 1)); [ $i -lt 50 ] || skip "nginx did not start: $(tail -n 3 "$TMP/error.log")"
-  sleep 0.1
-done
+wait_port "$port" || skip "nginx did not start: $(tail -n 3 "$TMP/error.log")"
 
 NODE_PORT=
 if [ -n "$NODE" ] && command -v "$NODE" >/dev/null 2>&1 \
@@ -106,34 +102,24 @@ if [ -n "$NODE" ] && command -v "$NODE" >/dev/null 2>&1 \
 fi
 
 export BENCH_DELIVERY_DIR="$TMP"
-# One wrk run: prints requests/s; a run with answers that are not 2xx prints a warning.
-measure() { # $1: label, $2: url
-  out=$(wrk -t1 -c8 -d"${SECONDS_EACH}s" -s bench/receiver_request.lua "$2" 2>&1) || {
-    echo "receiver bench: wrk failed for $1: $out" >&2; echo 0; return; }
-  bad=$(echo "$out" | awk '/Non-2xx/ {print $NF}')
-  [ -z "$bad" ] || echo "receiver bench: $1 had $bad answers that were not 2xx" >&2
-  echo "$out" | awk '/^Requests\/sec:/ {print $2}'
-}
-
 : >"$TMP/ok"; : >"$TMP/lua"; : >"$TMP/node"; : >"$TMP/r_ok"; : >"$TMP/r_node"
 r=1
 while [ $r -le "$ROUNDS" ]; do
-  ok=$(measure "return 200" "http://127.0.0.1:$port/ok")
-  lua=$(measure "thinkific.ngx" "http://127.0.0.1:$port/hooks")
+  ok=$(measure "return 200" "http://127.0.0.1:$port/ok" bench/receiver_request.lua)
+  lua=$(measure "thinkific.ngx" "http://127.0.0.1:$port/hooks" bench/receiver_request.lua)
   echo "$ok" >>"$TMP/ok"; echo "$lua" >>"$TMP/lua"
-  awk -v a="$lua" -v b="$ok" 'BEGIN { print (b > 0 ? a / b : 0) }' >>"$TMP/r_ok"
+  ratio_to "$lua" "$ok" "$TMP/r_ok"
   line="receiver round $r/$ROUNDS: return 200 $ok/s, thinkific.ngx $lua/s"
   if [ -n "$NODE_PORT" ]; then
-    node=$(measure "octokit" "http://127.0.0.1:$NODE_PORT/hooks")
+    node=$(measure "octokit" "http://127.0.0.1:$NODE_PORT/hooks" bench/receiver_request.lua)
     echo "$node" >>"$TMP/node"
-    awk -v a="$lua" -v b="$node" 'BEGIN { print (b > 0 ? a / b : 0) }' >>"$TMP/r_node"
+    ratio_to "$lua" "$node" "$TMP/r_node"
     line="$line, octokit $node/s"
   fi
   echo "$line" >&2
   r=$((r + 1))
 done
 
-median() { sort -g "$1" | awk '{v[NR] = $1} END {if (NR == 0) print 0; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 handled=$("$LUA" -e "local http = require('socket.http'); io.write((http.request('http://127.0.0.1:$port/handled')))" | tr -d '\n')
 printf '%-40s %10.0f  requests/s (wrk -t1 -c8, 1 nginx worker)\n' "nginx return 200" "$(median "$TMP/ok")"
 printf '%-40s %10.0f  requests/s (%s deliveries handled in all)\n' "thinkific.ngx.serve(router)" "$(median "$TMP/lua")" "$handled"

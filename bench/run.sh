@@ -11,6 +11,8 @@
 #   bench/events_memory.lua what one get_events call of 10,000 ids holds beyond its results
 #   bench/receiver.sh       wrk against thinkific.ngx.serve in nginx, nginx's return 200 and
 #                           octokit's node middleware (needs make luajit and nginx's Lua module)
+#   bench/claim_stores.sh   wrk against the receiver with thinkific.ngx.redis_store (a private
+#                           redis-server) and with thinkific.ngx.store, 2 nginx workers
 # in interleaved rounds and prints the medians, the ratios and whether each target is met.
 # Timing is never asserted: the exit status is non-zero only when something fails to run. The
 # Node comparison is optional: without node, or when npm cannot install the version pinned in
@@ -249,3 +251,7 @@ echo
 # The receivers under wrk: thinkific.ngx against nginx's return 200 (and octokit's middleware).
 echo
 sh bench/receiver.sh
+
+# The claim stores under wrk: Redis (several hosts) against the shared dict (one host).
+echo
+sh bench/claim_stores.sh

@@ -5,6 +5,7 @@
 --   header_filter()      optional, in that location: tells the transport whether nginx reached
 --                        the API at all (for err.sent)
 --   store(dict, {ttl})   a de-duplication store on a lua_shared_dict, shared by all workers
+--   redis_store{...}     the same store on Redis, shared by several nginx hosts
 --   client(opts)         thinkific.new with this transport and ngx.sleep filled in
 -- Each piece lives in its own module under thinkific/ngx/; this facade keeps the one name
 -- users' nginx.conf and code require. The modules load without nginx (for docs and tooling);
@@ -14,6 +15,7 @@ local _M = {
   transport = require("thinkific.ngx.transport").transport,
   header_filter = require("thinkific.ngx.upstream").header_filter,
   store = require("thinkific.ngx.store").store,
+  redis_store = require("thinkific.ngx.redis_store").redis_store,
   client = require("thinkific.ngx.client").client,
 }
 

@@ -89,6 +89,7 @@ load_module ${modules}/ngx_http_lua_module.so;
 daemon off;
 master_process on;
 ${user}
+${main}
 worker_processes ${workers};
 pid ${prefix}/logs/nginx.pid;
 error_log ${prefix}/logs/error.log info;
@@ -113,12 +114,12 @@ ${server}
 local Nginx = {}
 Nginx.__index = Nginx
 
--- Starts nginx. opts: workers (1), reuseport (false), http (text for the http block), server
--- (locations of the one server), files ({ ["lua/app/hooks.lua"] = text } written under the
--- prefix), vars (more ${name} values; the template's own: prefix, root, port, modules, workers,
--- user), env (environment variables of the nginx process). Raises with
--- error.log's end when nginx does not come up within 10 s; a port taken meanwhile is retried
--- with another one.
+-- Starts nginx. opts: workers (1), reuseport (false), main (text for the main context, e.g.
+-- `env NAME;`), http (text for the http block), server (locations of the one server), files
+-- ({ ["lua/app/hooks.lua"] = text } written under the prefix), vars (more ${name} values; the
+-- template's own: prefix, root, port, modules, workers, user), env (environment variables of
+-- the nginx process). Raises with error.log's end when nginx does not come up within 10 s; a
+-- port taken meanwhile is retried with another one.
 function H.start(opts)
   opts = opts or {}
   local prefix = opts.prefix or H.tmpdir()
@@ -129,6 +130,7 @@ function H.start(opts)
       workers = opts.workers or 1, port = helper.closed_port(), user = H.USER,
       reuseport = opts.reuseport and " reuseport" or "" }
     for k, v in pairs(opts.vars or {}) do vars[k] = v end
+    vars.main = fill(opts.main or "", vars)
     vars.http = fill(opts.http or "", vars)
     vars.server = fill(opts.server or "", vars)
     for path, text in pairs(opts.files or {}) do H.write(prefix .. "/" .. path, fill(text, vars)) end
@@ -383,6 +385,165 @@ function Nginx:parallel(reqs, timeout)
     end
   end
   return results
+end
+
+------------------------------------------------------------------------------------------------
+-- Counting what handlers did, and deliveries to count
+------------------------------------------------------------------------------------------------
+
+-- For H.start{ http = ..., server = ... }: a shared dict `counts` that handlers bump
+-- (ngx.shared.counts:incr(key, 1, 0)), and GET /counts, which answers it as JSON.
+H.COUNTS_HTTP = "  lua_shared_dict counts 1m;\n"
+H.COUNTS_SERVER = [[
+    location = /counts {
+      content_by_lua_block {
+        local d, out = ngx.shared.counts, {}
+        for _, k in ipairs(d:get_keys(0)) do out[k] = d:get(k) end
+        ngx.print(require("thinkific").encode(out))
+      }
+    }
+]]
+
+-- This nginx's counts (H.COUNTS_SERVER), decoded.
+function Nginx:counts()
+  local status, _, body = assert(self:request{ path = "/counts" })
+  assert(status == 200, "GET /counts: " .. tostring(status))
+  return assert(require("thinkific").decode(body))
+end
+
+-- A signed order.created delivery of event id with payload: its body and headers.
+function H.order_created(secret, id, payload)
+  local thinkific = require("thinkific")
+  local body = assert(thinkific.encode{ id = id, resource = "order", action = "created",
+    tenant_id = "3", created_at = "2024-01-26T17:23:20.940Z", payload = payload or {} })
+  return body, { ["Content-Type"] = "application/json", ["X-Thinkific-Topic"] = "order.created",
+    ["X-Thinkific-Hmac-Sha256"] = thinkific.sign(body, secret) }
+end
+
+------------------------------------------------------------------------------------------------
+-- A private redis-server (Debian's): its own config in a temp directory (the data there too,
+-- appendonly yes), a free loopback port, a child process stopped by pid; restartable on the same
+-- port and data, and freezable (SIGSTOP) to play a Redis that does not answer.
+------------------------------------------------------------------------------------------------
+H.REDIS = os.getenv("REDIS_SERVER") or "/usr/bin/redis-server"
+
+local Redis = {}
+Redis.__index = Redis
+
+-- Starts redis-server. opts: password (requirepass). Raises with its log's end when it does
+-- not answer PING within 10 s; a port taken meanwhile is retried with another one.
+function H.redis(opts)
+  opts = opts or {}
+  local self = setmetatable({ dir = H.tmpdir(), password = opts.password }, Redis)
+  self.log_path = self.dir .. "/redis.log"
+  local last
+  for _ = 1, 5 do
+    self.port = helper.closed_port()
+    local ok, why = self:start()
+    if ok then return self end
+    last = why
+    self:stop()
+    if not why:find("Address already in use", 1, true) then break end
+  end
+  self:remove()
+  error("redis-server did not start: " .. tostring(last), 2)
+end
+
+-- (Re)starts the server on its port and data directory; true, or false, why.
+function Redis:start()
+  local conf = { "bind 127.0.0.1", "port " .. self.port, "daemonize no", "protected-mode yes",
+    "dir " .. self.dir, "appendonly yes", 'save ""', "logfile " .. self.log_path }
+  if self.password then conf[#conf + 1] = "requirepass " .. self.password end
+  H.write(self.dir .. "/redis.conf", table.concat(conf, "\n") .. "\n")
+  self.process = process.start(H.quote(H.REDIS) .. " " .. H.quote(self.dir .. "/redis.conf"), {})
+  local deadline = gettime() + 10
+  while gettime() < deadline do
+    if self:call("PING") == "PONG" then return true end -- call sends AUTH first when needed
+    local pid = self.process:getpid()
+    if pid and not process.alive(pid) then
+      return false, "redis-server exited: " .. (H.read(self.log_path) or ""):sub(-1500)
+        .. self.process:stderr()
+    end
+    sleep(0.02)
+  end
+  return false, "no PONG after 10 s: " .. (H.read(self.log_path) or ""):sub(-1500)
+end
+
+-- Reads one RESP reply: a string or a number, a list, nil (null), or false, message (an error).
+local function resp_reply(c)
+  local line, err = c:receive("*l")
+  if not line then return nil, err end
+  local kind, rest = line:sub(1, 1), line:sub(2)
+  if kind == "+" then return rest end
+  if kind == "-" then return false, rest end
+  if kind == ":" then return tonumber(rest) end
+  local n = tonumber(rest)
+  if kind == "$" then
+    if n < 0 then return nil end
+    local data = c:receive(n + 2)
+    return data and data:sub(1, n)
+  end
+  if kind == "*" then
+    if n < 0 then return nil end
+    local list = {}
+    for i = 1, n do list[i] = resp_reply(c) end
+    return list
+  end
+  return nil, "not a RESP reply: " .. line
+end
+
+-- One command on a connection of its own (with AUTH when the server has a password), within
+-- 2 s: the reply as resp_reply gives it; nil, err when the server does not answer.
+function Redis:call(...)
+  local c = socket.tcp()
+  c:settimeout(2)
+  local ok, err = c:connect("127.0.0.1", self.port)
+  if not ok then return nil, err end
+  local function send(args)
+    local parts = { "*" .. #args .. "\r\n" }
+    for _, a in ipairs(args) do
+      a = tostring(a)
+      parts[#parts + 1] = "$" .. #a .. "\r\n" .. a .. "\r\n"
+    end
+    return c:send(table.concat(parts))
+  end
+  if self.password then
+    send({ "AUTH", self.password })
+    resp_reply(c)
+  end
+  send({ ... })
+  local reply, why = resp_reply(c)
+  c:close()
+  return reply, why
+end
+
+function Redis:pid()
+  return self.process and self.process:getpid()
+end
+
+-- SIGSTOP: the server keeps its port (the kernel still accepts connections) and answers nothing.
+function Redis:freeze()
+  os.execute("kill -STOP " .. self:pid())
+end
+
+function Redis:thaw()
+  os.execute("kill -CONT " .. self:pid())
+end
+
+-- Stops the server by its pid (TERM: it writes its append-only file; KILL after 5 s). A frozen
+-- server is thawed first. Idempotent.
+function Redis:stop()
+  if self.process then
+    local pid = self:pid()
+    if pid then self:thaw() end
+    self.process:stop(5)
+    self.process = nil
+  end
+end
+
+function Redis:remove()
+  self:stop()
+  if self.dir and self.dir:find("thinkific%-nginx%.") then os.execute("rm -rf " .. H.quote(self.dir)) end
 end
 
 return H

@@ -16,6 +16,11 @@ local router = thinkific.router{
   -- arrives while the first attempt still runs is answered 503 with Retry-After (never 200
   -- before the handlers succeeded).
   dedupe = tngx.store("thinkific_dedupe"),
+  -- Several nginx hosts behind one load balancer: the claims in one Redis that every host
+  -- shares instead (each host's lua_shared_dict sees only its own deliveries). Needs
+  -- lua-nginx-redis (Debian) or OpenResty's resty.redis, and `env THINKIFIC_REDIS_PASSWORD;`:
+  -- dedupe = tngx.redis_store{ host = "10.0.0.5", port = 6379,
+  --   password = os.getenv("THINKIFIC_REDIS_PASSWORD"), timeout = 1 },
   lease = 60,             -- seconds a claim holds: after it, a worker that died lets go
   keep = 7 * 24 * 3600,   -- seconds a handled id is remembered (Thinkific stops retrying
                           -- long before)
