@@ -105,7 +105,8 @@ end
 function run.list(inbox, args, p)
   local limit = args.limit:find("^%d+$") and tonumber(args.limit)
   if not limit or limit < 1 then return common.usage_error(p, PROG, "--limit must be a number >= 1") end
-  local items, cursor, more = {}, nil, nil -- (more: a next page is there)
+  local items = {}
+  local cursor, more -- the next page's cursor; whether there is one
   repeat
     local page, next_or_err, usage = call(inbox, "list", { state = args.state, topic = args.topic,
       limit = math.min(PAGE, limit - #items), after = cursor })
