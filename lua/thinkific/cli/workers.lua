@@ -48,9 +48,9 @@ local function interpreter()
   return i < 0 and arg[i] or "lua5.4"
 end
 
--- Closes every descriptor above 2 (bash: sh knows only descriptors 0 to 9).
-local CLOSE_FDS = [[for f in /proc/$$/fd/*; do n=${f##*/}; ]]
-  .. [[[ "$n" -gt 2 ] 2>/dev/null && eval "exec $n>&-"; done 2>/dev/null; ]]
+-- Closes every descriptor above 2 (bash: sh knows only descriptors 0 to 9). No redirection
+-- around the loop: bash would keep stderr in a descriptor above 9 meanwhile, closed by the loop.
+local CLOSE_FDS = [[for f in /proc/$$/fd/*; do n=${f##*/}; [ "$n" -gt 2 ] && eval "exec $n>&-"; done; ]]
 
 local Pool = {}
 Pool.__index = Pool
