@@ -103,8 +103,7 @@ function run.status(inbox, args)
 end
 
 function run.list(inbox, args, p)
-  local limit = args.limit:find("^%d+$") and tonumber(args.limit)
-  if not limit or limit < 1 then return common.usage_error(p, PROG, "--limit must be a number >= 1") end
+  local limit = tonumber(args.limit)
   local items = {}
   local cursor, more -- the next page's cursor; whether there is one
   repeat
@@ -171,9 +170,6 @@ local function changed(args, verb, n, what)
 end
 
 function run.retry(inbox, args, p)
-  if (args.id ~= nil) == (args.dead == true) then
-    return common.usage_error(p, PROG, "retry takes an event ID or --dead, one of them")
-  end
   if args.dead then
     local n, err = inbox:retry{ state = "dead" }
     if not n then return common.fail(PROG, err) end
@@ -195,13 +191,7 @@ function run.retry(inbox, args, p)
 end
 
 function run.replay(inbox, args, p)
-  local since
-  if args.since then
-    local why
-    since, why = times.iso8601(args.since)
-    if not since then return common.usage_error(p, PROG, "--since " .. why) end
-  end
-  local n, err, usage = call(inbox, "replay", { topic = args.topic, since = since })
+  local n, err, usage = call(inbox, "replay", { topic = args.topic, since = args.since_epoch })
   if not n then
     if usage then return common.usage_error(p, PROG, err) end
     return common.fail(PROG, err)
@@ -209,16 +199,30 @@ function run.replay(inbox, args, p)
   return changed(args, "replayed", n)
 end
 
-function run.purge(inbox, args, p)
-  local seconds, why = times.duration(args.older_than)
-  if not seconds then return common.usage_error(p, PROG, "--older-than " .. why) end
-  local n, err = inbox:purge{ older_than = seconds }
+function run.purge(inbox, args)
+  local n, err = inbox:purge{ older_than = args.seconds }
   if not n then return common.fail(PROG, err) end
   return changed(args, "purged", n, "done ")
 end
 
--- Checks the options that need no store; returns nil, or the exit status of a usage error.
+-- Checks the options that need no store (reading --since and --older-than into since_epoch
+-- and seconds); returns nil, or the exit status of a usage error.
 local function check(action, args, p)
+  if action == "retry" and (args.id ~= nil) == (args.dead == true) then
+    return common.usage_error(p, PROG, "retry takes an event ID or --dead, one of them")
+  end
+  local why
+  if action == "replay" and args.since then
+    args.since_epoch, why = times.iso8601(args.since)
+    if not args.since_epoch then return common.usage_error(p, PROG, "--since " .. why) end
+  end
+  if action == "purge" then
+    args.seconds, why = times.duration(args.older_than)
+    if not args.seconds then return common.usage_error(p, PROG, "--older-than " .. why) end
+  end
+  if action == "list" and not (args.limit:find("^%d+$") and tonumber(args.limit) >= 1) then
+    return common.usage_error(p, PROG, "--limit must be a number >= 1")
+  end
   if action == "list" and args.state then
     for _, s in ipairs(STATES) do
       if s == args.state then return nil end
@@ -243,7 +247,7 @@ function _M.main(argv, getenv)
       .. suggest.hint(action, ACTIONS))
   end
   local p = parser(action)
-  local args, status = common.parse(p, PROG .. " " .. action, { table.unpack(argv, 2) })
+  local args, status = common.parse(p, PROG, { table.unpack(argv, 2) })
   if not args then return status end
   status = check(action, args, p)
   if status then return status end
