@@ -11,6 +11,9 @@
 #   bench/events_memory.lua what one get_events call of 10,000 ids holds beyond its results
 #   bench/receiver.sh       wrk against thinkific.ngx.serve in nginx, nginx's return 200 and
 #                           octokit's node middleware (needs make luajit and nginx's Lua module)
+#   bench/inbox_bench.lua   wrk against thinkific listen: --inbox on SQLite and PostgreSQL (with
+#                           and without group commit) against the in-memory router, and how fast
+#                           --workers 2 drain a sustained load (starts its own PostgreSQL)
 # in interleaved rounds and prints the medians, the ratios and whether each target is met.
 # Timing is never asserted: the exit status is non-zero only when something fails to run. The
 # Node comparison is optional: without node, or when npm cannot install the version pinned in
@@ -249,3 +252,7 @@ echo
 # The receivers under wrk: thinkific.ngx against nginx's return 200 (and octokit's middleware).
 echo
 sh bench/receiver.sh
+
+# The durable inbox under wrk: thinkific listen --inbox against the in-memory router; draining.
+echo
+"$LUA" bench/inbox_bench.lua
