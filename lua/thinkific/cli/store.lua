@@ -41,26 +41,10 @@ function _M.rules_options(path, opts)
   return opts
 end
 
--- text with every secret of the store URL (its password, as written and decoded) as ***.
-local function scrub(text, url)
-  local ok, target = pcall(require("thinkific.sql").parse, url)
-  for _, secret in ipairs(ok and target.secrets or {}) do
-    if secret ~= "" then
-      local from = 1
-      while true do
-        local a, b = text:find(secret, from, true)
-        if not a then break end
-        text = text:sub(1, a - 1) .. "***" .. text:sub(b + 1)
-        from = a + 3
-      end
-    end
-  end
-  return text
-end
-
 -- Opens the inbox on url with router and opts (the rules file's options). Returns the inbox,
 -- or nil, a message and the exit status: 2 for a URL that names no store (a usage error),
 -- 1 for a store that cannot be opened, and for options the inbox refuses (the rules file's).
+-- (thinkific.sql's messages never quote a URL but with its password as ***.)
 function _M.open(url, router, opts)
   local o = { store = url, router = router }
   for k, v in pairs(opts or {}) do o[k] = v end
@@ -69,10 +53,10 @@ function _M.open(url, router, opts)
     local message = tostring(inbox)
     local reason = message:match("bad argument #1 to 'inbox' %((.*)%)$") or message
     local store_problem = reason:match("^store: (.*)$")
-    if store_problem then return nil, scrub("--inbox: " .. store_problem, url), 2 end
-    return nil, scrub("inbox options: " .. reason, url), 1
+    if store_problem then return nil, "--inbox: " .. store_problem, 2 end
+    return nil, "inbox options: " .. reason, 1
   end
-  if not inbox then return nil, scrub(tostring(err), url), 1 end
+  if not inbox then return nil, tostring(err), 1 end
   return inbox
 end
 
