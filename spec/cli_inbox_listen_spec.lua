@@ -189,6 +189,30 @@ describe("thinkific listen --inbox and thinkific work #lua54", function()
       end
     end)
 
+    if engine.name == "sqlite" then
+      it("starts a worker again when one exits", function()
+        local url, log = engine.fresh(), new_log()
+        local listen, hooks = P.listen(rules, 0, P.env(log, url))
+        keep(listen)
+        local first
+        assert.is_true(helper.wait_until(function()
+          first = P.children(listen:getpid())[1]
+          return first ~= nil
+        end, 10))
+        assert.are.equal(0, helper.execute("kill -KILL " .. first))
+        local second
+        assert.is_true(helper.wait_until(function()
+          second = P.children(listen:getpid())[1]
+          return second ~= nil and second ~= first
+        end, 15), "another worker")
+        assert.are.equal(200, (P.post(hooks, P.delivery("7501", {}))))
+        assert.is_true(P.wait_log(log, 1, 10), "the new worker runs the handlers")
+        local err = listen:stderr()
+        assert.truthy(err:find("thinkific listen: worker " .. first .. " exited (signal 9)\n", 1, true), err)
+        assert.truthy(err:find("thinkific listen: worker %d+ started\n"), err)
+      end)
+    end
+
     it("gives the event of a worker killed mid-handler to another after the lease: done once", function()
       local url, log = engine.fresh(), new_log()
       local inbox = open(url)

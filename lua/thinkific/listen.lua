@@ -83,7 +83,7 @@ local function extra_headers(extra)
 end
 
 -- Group commit: the delivery joins this round's group and its coroutine waits (parked) until
--- commit_group has stored the group at the end of the round. Returns as pcall would.
+-- _commit_group has stored the group at the end of the round. Returns as pcall would.
 function Server:_join_group(body, headers)
   local n = #self.group + 1
   self.group[n] = { body = body, headers = headers }

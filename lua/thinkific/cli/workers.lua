@@ -118,9 +118,10 @@ function Pool:tend()
     if slot.pid and not alive(slot.pid) then
       local _, how, status = slot.pipe:close()
       self.log(format("worker %d exited (%s %s)", slot.pid, tostring(how), tostring(status)))
-      slot.pid = nil
+      slot.pid, slot.pipe = nil, nil
     end
     if not slot.pid and now - slot.started >= RESTART_EVERY then
+      if slot.pipe then slot.pipe:close() end -- a start that never gave its pid
       local ok, err = self:_spawn(i)
       if ok then
         self.log(format("worker %d started", self.slots[i].pid))
