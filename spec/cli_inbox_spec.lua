@@ -192,6 +192,37 @@ describe("thinkific inbox #lua54", function()
     helper.scratch_dir(function(d) dir = d end)
     local run = helper.cli({})
 
+    it("prints the help of listen, work and inbox and their actions, exit 0", function()
+      for _, case in ipairs({
+        { { "--help" }, "Usage: thinkific <command>", { "  work ", "  inbox " } },
+        { { "listen", "--help" }, "Usage: thinkific listen", { "--inbox", "--workers",
+          "--no-group-commit", "THINKIFIC_INBOX" } },
+        { { "work", "--help" }, "Usage: thinkific work", { "<rules>", "--inbox", "THINKIFIC_INBOX" } },
+        { { "help", "work" }, "Usage: thinkific work" },
+        { { "inbox", "--help" }, "Usage: thinkific inbox <action>", { "status", "list [--state S]",
+          "show ID", "retry ID | retry --dead", "replay [--topic T] [--since ISO8601]",
+          "purge --older-than DURATION", "THINKIFIC_INBOX" } },
+        { { "help", "inbox", "list" }, "Usage: thinkific inbox list", { "--state", "--topic",
+          "--limit", "--json", "--inbox" } },
+        { { "inbox", "show", "--help" }, "Usage: thinkific inbox show", { "<id>", "--json" } },
+        { { "inbox", "retry", "--help" }, "Usage: thinkific inbox retry", { "--dead" } },
+        { { "inbox", "replay", "--help" }, "Usage: thinkific inbox replay", { "--since" } },
+        { { "inbox", "purge", "--help" }, "Usage: thinkific inbox purge", { "--older-than" } },
+        { { "inbox", "status", "--help" }, "Usage: thinkific inbox status", { "--json" } },
+      }) do
+        local what = table.concat(case[1], " ")
+        local code, out, err = run(case[1])
+        assert.are.same({ 0, "" }, { code, err }, what)
+        assert.are.equal(case[2], out:sub(1, #case[2]), what .. ": " .. out)
+        for _, word in ipairs(case[3] or {}) do
+          assert.truthy(out:find(word, 1, true), what .. " mentions " .. word .. ":\n" .. out)
+        end
+      end
+      local code, out = run({ "work", "--help" })
+      assert.are.equal(0, code)
+      assert.is_nil(out:find("--parent-pipe", 1, true), "an internal flag stays out of the help")
+    end)
+
     it("refuses bad actions, options and values with exit 2, before it opens a store", function()
       local store = { THINKIFIC_INBOX = "sqlite:" .. "/nonexistent/x.db" }
       for _, case in ipairs({
