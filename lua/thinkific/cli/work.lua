@@ -123,8 +123,7 @@ function _M.main(argv, getenv)
     out:write(line, "\n")
     out:flush()
   end
-  local inbox
-  local code
+  local inbox, code -- (inbox: declared first, for the router's max_attempts())
   inbox, why, code = store.open(url, logging(router, say, function() return inbox.max_attempts end),
     options)
   if not inbox then
