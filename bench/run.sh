@@ -13,6 +13,9 @@
 #                           octokit's node middleware (needs make luajit and nginx's Lua module)
 #   bench/claim_stores.sh   wrk against the receiver with thinkific.ngx.redis_store (a private
 #                           redis-server) and with thinkific.ngx.store, 2 nginx workers
+#   bench/inbox_bench.lua   wrk against thinkific listen: --inbox on SQLite and PostgreSQL (with
+#                           and without group commit) against the in-memory router, and how fast
+#                           --workers 2 drain a sustained load (starts its own PostgreSQL)
 # in interleaved rounds and prints the medians, the ratios and whether each target is met.
 # Timing is never asserted: the exit status is non-zero only when something fails to run. The
 # Node comparison is optional: without node, or when npm cannot install the version pinned in
@@ -255,3 +258,6 @@ sh bench/receiver.sh
 # The claim stores under wrk: Redis (several hosts) against the shared dict (one host).
 echo
 sh bench/claim_stores.sh
+# The durable inbox under wrk: thinkific listen --inbox against the in-memory router; draining.
+echo
+"$LUA" bench/inbox_bench.lua

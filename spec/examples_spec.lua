@@ -59,6 +59,20 @@ describe("examples", function()
     expect_line(output, "6 events triggered, 6 handled; 6 delivery attempts, 6 answered 2xx")
   end)
 
+  it("automation_inbox.lua stores every delivery, retries the failed welcome, loses nothing", function()
+    local output, status = run("automation_inbox")
+    expect_success(output, status)
+    for _, name in ipairs({ "Robert", "Aisha", "Mateo" }) do
+      assert.are.equal(1, count(output, "Welcome, " .. name .. ", to Introduction to Webhooks!"),
+        "one welcome for " .. name .. ":\n" .. output)
+    end
+    assert.are.equal(1, count(output, "(attempt 2)"), output)
+    expect_line(output, "inbox                sqlite:")
+    expect_line(output, "Revenue: 21000 cents from 3 orders")
+    expect_line(output, "inbox: 6 done, 0 retrying, 0 dead")
+    expect_line(output, "3 enrollments in 4 attempts")
+  end)
+
   it("enrollment_quests.lua plays the week and prints the leaderboard in order", function()
     local output, status = run("enrollment_quests")
     expect_success(output, status)

@@ -33,13 +33,22 @@ _M.commands = {
     summary = "receive deliveries with a router",
     run = function(argv) return require("thinkific.cli.listen").main(argv) end,
   },
+  work = {
+    summary = "run the handlers for the events an inbox holds",
+    run = function(argv) return require("thinkific.cli.work").main(argv) end,
+  },
+  inbox = {
+    summary = "look into an inbox: status, list, show; retry, replay, purge",
+    run = function(argv) return require("thinkific.cli.inbox").main(argv) end,
+  },
   sandbox = {
     summary = "run a Thinkific-compatible API server on loopback",
     run = function(argv) return require("thinkific.cli.sandbox").main(argv) end,
   },
 }
 
-_M.ORDER = { "webhooks", "events", "topics", "sign", "verify", "deliver", "listen", "sandbox" }
+_M.ORDER = { "webhooks", "events", "topics", "sign", "verify", "deliver", "listen", "work", "inbox",
+  "sandbox" }
 
 local function usage(out)
   out:write("Usage: thinkific <command> [options]\n\nCommands:\n")

@@ -1,6 +1,8 @@
 -- thinkific.listen: a local receiver of deliveries. An HTTP server (thinkific.http.server on
 -- its loop: several connections at once, keep-alive, every wait bounded) that hands the raw
--- body and headers of each POST to router:handle and answers its status and JSON body.
+-- body and headers of each POST to router:handle, or to an inbox (thinkific.inbox) that stores
+-- it, and answers its status and JSON body. With an inbox, the deliveries read in one round of
+-- the loop are stored in one transaction (group commit) and answered after it.
 local socket = require("socket")
 local args = require("thinkific.args")
 local http_server = require("thinkific.http.server")
@@ -16,8 +18,8 @@ local is_integer = require("thinkific.integer").is_integer
 local _M = {}
 
 local OPTIONS = {
-  router = true, host = true, port = true, log = true, max_connections = true,
-  idle_timeout = true,
+  router = true, inbox = true, group_commit = true, host = true, port = true, log = true,
+  max_connections = true, idle_timeout = true,
 }
 
 local DEFAULT_MAX_BODY = 1048576
@@ -80,16 +82,52 @@ local function extra_headers(extra)
   return out
 end
 
+-- Group commit: the delivery joins this round's group and its coroutine waits (parked) until
+-- _commit_group has stored the group at the end of the round. Returns as pcall would.
+function Server:_join_group(body, headers)
+  local n = #self.group + 1
+  self.group[n] = { body = body, headers = headers }
+  self.parked[n] = coroutine.running()
+  return self.httpd.loop:park()
+end
+
+-- At the end of each round (the loop's after_round, in the main thread): one accept_many for
+-- the deliveries read in the round, then each parked coroutine resumes with its answer.
+function Server:_commit_group(loop)
+  local group, parked = self.group, self.parked
+  if #group == 0 then return end
+  self.group, self.parked = {}, {}
+  local ok, results = pcall(self.inbox.accept_many, self.inbox, group)
+  -- Ctrl-C lands in the main thread, here too: it ends the server, not this group's answers.
+  if not ok and tostring(results):find("interrupted!$") then error(results, 0) end
+  for i, co in ipairs(parked) do
+    local r = ok and results[i]
+    if r then
+      loop:unpark(co, true, r.status, r.body, r.event, r.headers)
+    else
+      loop:unpark(co, false, ok and "no result" or results)
+    end
+  end
+end
+
+-- The answer to a delivery: ok, status, body, event, headers (as pcall of router:handle).
+function Server:_answer(body, headers)
+  local inbox = self.inbox
+  if not inbox then return pcall(self.router.handle, self.router, body, headers) end
+  if self.group then return self:_join_group(body, headers) end
+  return pcall(inbox.accept, inbox, body, headers)
+end
+
 function Server:_delivery(req)
   local headers = setmetatable(req.headers, HEADERS)
   local t0 = gettime()
-  local ok, status, body, event, extra = pcall(self.router.handle, self.router, req.body, headers)
+  local ok, status, body, event, extra = self:_answer(req.body, headers)
   local ms = (gettime() - t0) * 1000
   if not ok then
-    self.httpd.on_error("thinkific listen: router:handle raised: " .. tostring(status))
+    self.httpd.on_error("thinkific listen: " .. self.what .. " raised: " .. tostring(status))
     status, body, extra = 500, '{"error":"the router failed"}', nil
   elseif not is_integer(status) or status < 200 or status > 599 then
-    self.httpd.on_error("thinkific listen: router:handle returned no HTTP status")
+    self.httpd.on_error("thinkific listen: " .. self.what .. " returned no HTTP status")
     status, body, extra = 500, '{"error":"the router failed"}', nil
   end
   if self.log then
@@ -170,10 +208,24 @@ local function check_options(opts)
   for k in pairs(opts) do
     if not OPTIONS[k] then argerror(1, "serve", "unknown option '" .. tostring(k) .. "'") end
   end
-  local router = opts.router
-  local ok, handles = pcall(function() return callable(router.handle) end)
-  if (type(router) ~= "table" and type(router) ~= "userdata") or not ok or not handles then
-    argerror(1, "serve", "router expected (router = thinkific.router{...})")
+  local router, inbox = opts.router, opts.inbox
+  if (router == nil) == (inbox == nil) then
+    argerror(1, "serve", "router or inbox expected, one of them (router = thinkific.router{...})")
+  end
+  local ok, fits
+  if inbox ~= nil then
+    ok, fits = pcall(function()
+      return callable(inbox.accept) and callable(inbox.accept_many) and inbox.router ~= nil
+    end)
+  else
+    ok, fits = pcall(function() return callable(router.handle) end)
+  end
+  local what = inbox ~= nil and "inbox" or "router"
+  if (type(opts[what]) ~= "table" and type(opts[what]) ~= "userdata") or not ok or not fits then
+    argerror(1, "serve", what .. " expected (" .. what .. " = thinkific." .. what .. "{...})")
+  end
+  if opts.group_commit ~= nil and type(opts.group_commit) ~= "boolean" then
+    argerror(1, "serve", "group_commit must be a boolean")
   end
   if opts.host ~= nil and type(opts.host) ~= "string" then
     argerror(1, "serve", "host must be a string")
@@ -197,13 +249,18 @@ local function check_options(opts)
   end
 end
 
---- listen.serve{ router, host, port, log, max_connections, idle_timeout } -> server | nil, err
+--- listen.serve{ router | inbox, group_commit = true, host, port, log, max_connections,
+---   idle_timeout } -> server | nil, err
 function _M.serve(opts)
   check_options(opts)
-  local router = opts.router
+  local inbox = opts.inbox
+  local router = opts.router or inbox.router
   -- Bodies over the router's limit get 413 from the Content-Length, before they are read.
   local max_body = type(router.max_body) == "number" and router.max_body or DEFAULT_MAX_BODY
-  local self = setmetatable({ router = router, log = log_function(opts.log) }, Server)
+  local self = setmetatable({ router = router, inbox = inbox, log = log_function(opts.log),
+    what = inbox and "inbox:accept" or "router:handle" }, Server)
+  local grouped = inbox and opts.group_commit ~= false
+  if grouped then self.group, self.parked, self.what = {}, {}, "inbox:accept_many" end
   local httpd, err = http_server.new({
     host = opts.host or "127.0.0.1", port = opts.port or 0,
     max_connections = opts.max_connections or 128, idle_timeout = opts.idle_timeout or 30,
@@ -212,6 +269,7 @@ function _M.serve(opts)
       io.stderr:write("thinkific listen: ", tostring(message), "\n")
     end,
     handle = function(conn, req) return self:_handle(conn, req) end,
+    after_round = grouped and function(loop) self:_commit_group(loop) end or nil,
   })
   if not httpd then return nil, err end
   self.httpd, self.host, self.port = httpd, httpd.host, httpd.port

@@ -9,6 +9,9 @@ local SETSIZE = socket._SETSIZE or 1024
 local create, resume, yield, running = coroutine.create, coroutine.resume, coroutine.yield,
   coroutine.running
 local min, max = math.min, math.max
+local unpack = table.unpack or rawget(_G, "unpack")
+local nargs = _G.select -- (select is socket.select here)
+local function pack(...) return { n = nargs("#", ...), ... } end
 local traceback = debug.traceback
 
 local _M = {}
@@ -22,9 +25,13 @@ function _M.waitable(sock)
 end
 
 -- opts.on_error(message): called with the traceback of a coroutine that failed.
+-- opts.after_round(loop): called at the end of each round, once the coroutines whose wait was
+-- over have run (in the main thread): for work done once for all of them, such as one commit
+-- for the requests read in this round, whose coroutines wait in park meanwhile.
 function _M.new(opts)
   opts = opts or {}
-  return setmetatable({ waits = {}, stopped = false, on_error = opts.on_error }, Loop)
+  return setmetatable({ waits = {}, stopped = false, on_error = opts.on_error,
+    after_round = opts.after_round }, Loop)
 end
 
 function Loop:_report(err)
@@ -67,6 +74,20 @@ function Loop:sleep(seconds)
   return yield()
 end
 
+-- From inside a spawned coroutine: waits, without a deadline, until another piece of code
+-- calls unpark(co, ...); returns those values. (Whoever parks a coroutine must unpark it.)
+function Loop:park()
+  self.waits[running()] = { parked = true }
+  return yield()
+end
+
+-- Ends the park of coroutine co: it resumes in the next round with the values given.
+function Loop:unpark(co, ...)
+  if self.waits[co] and self.waits[co].parked then
+    self.waits[co] = { deadline = 0, values = pack(...) }
+  end
+end
+
 -- One round: waits at most max_wait seconds (default 1) for sockets or deadlines, then
 -- resumes every coroutine whose wait is over.
 function Loop:step(max_wait)
@@ -105,6 +126,8 @@ function Loop:step(max_wait)
         due[#due + 1] = { co, nil, "timeout" }
       elseif wt.closed then
         due[#due + 1] = { co, nil, "closed" }
+      elseif wt.values then
+        due[#due + 1] = { co, values = wt.values }
       else
         due[#due + 1] = { co, true }
       end
@@ -112,9 +135,15 @@ function Loop:step(max_wait)
   end
   for _, d in ipairs(due) do
     self.waits[d[1]] = nil
-    local ok, err = resume(d[1], d[2], d[3])
+    local ok, err
+    if d.values then
+      ok, err = resume(d[1], unpack(d.values, 1, d.values.n))
+    else
+      ok, err = resume(d[1], d[2], d[3])
+    end
     if not ok then self:_report(err) end
   end
+  if self.after_round then self.after_round(self) end
 end
 
 -- Runs rounds until stop() is called.
