@@ -83,6 +83,35 @@ check: $(CORE)
 	  --errors-for-leak-kinds=definite --quiet \
 	  $(LUA) $(BUSTED) --lpath="" --cpath="" --tags=memory spec
 
+# The sanitizer pass: the core built by clang with AddressSanitizer and UndefinedBehaviorSanitizer
+# (float-cast-overflow named: -fsanitize=undefined leaves it out) into build/asan, and the Lua 5.4
+# specs run by Debian's lua5.4 with clang's runtime preloaded and the collector in a stress
+# setting (THINKIFIC_GC_STRESS, spec/helper.lua), so that a pointer used after a collection freed
+# its string fails the run. Every process of the run (the specs, the sandbox and the command
+# they start) writes its reports into build/asan/log: any report fails the run, and is shown.
+ASAN_CC      ?= clang
+ASAN_FLAGS   := -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all
+ASAN_CFLAGS  ?= -O1 -g -fno-omit-frame-pointer
+ASAN_SPECS   ?= spec
+ASAN_LOG      = $(CURDIR)/build/asan/log
+ASAN_REPORT   = log_path=$(ASAN_LOG)/report:print_suppressions=0
+ASAN_ENV = LD_PRELOAD="$(shell $(ASAN_CC) -print-file-name=libclang_rt.asan-x86_64.so)" \
+  ASAN_OPTIONS="$(ASAN_REPORT):allocator_may_return_null=1:detect_leaks=1" \
+  UBSAN_OPTIONS="$(ASAN_REPORT):print_stacktrace=1" \
+  LSAN_OPTIONS="$(ASAN_REPORT):suppressions=$(CURDIR)/scripts/lsan.supp" \
+  LUA_PATH_5_4="$(LUA_TREE)" LUA_CPATH_5_4="$(CURDIR)/build/asan/?.so;;" THINKIFIC_GC_STRESS=1
+
+.PHONY: asan
+asan:
+	@$(MAKE) --no-print-directory CC=$(ASAN_CC) CFLAGS="$(ASAN_CFLAGS) $(ASAN_FLAGS)" \
+	  LDFLAGS="$(ASAN_FLAGS)" BUILD=build/asan all
+	@echo "== specs under Lua 5.4 with ASan and UBSan (build/asan)"
+	@rm -rf $(ASAN_LOG) && mkdir -p $(ASAN_LOG)
+	@status=0; $(ASAN_ENV) THINKIFIC_SPEC_LUA=5.4 $(LUA) $(BUSTED) --lpath="" --cpath="" \
+	  $(ASAN_SPECS) || status=$$?; \
+	if [ -n "$$(ls -A $(ASAN_LOG))" ]; then cat $(ASAN_LOG)/*; echo "make asan: sanitizer reports above"; exit 1; fi; \
+	exit $$status
+
 lint:
 	luacheck lua spec examples bench bin/thinkific
 	cppcheck --quiet --error-exitcode=1 --enable=warning,style,performance,portability \

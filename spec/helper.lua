@@ -29,6 +29,33 @@ if os.getenv("THINKIFIC_FORCE_GC") then
   end)
 end
 
+-- The collector's stress setting: incremental (Debian's Lua 5.4 starts generational, whose
+-- minor collections these parameters do not drive), a new cycle at once after each one, and
+-- big steps (a small heap's whole cycle), so that a C pointer into a string that left the stack is used after the collector
+-- freed it, which AddressSanitizer (make asan) and valgrind (make check) report. LuaJIT reads
+-- the two parameters, not the mode.
+local function stress_gc()
+  local saved = { pause = collectgarbage("setpause", 1), stepmul = collectgarbage("setstepmul", 1000) }
+  if _VERSION == "Lua 5.4" then saved.mode = collectgarbage("incremental") end
+  collectgarbage() -- ends the cycle under way: the next one starts at once, as set
+  return saved
+end
+helper.GC_STRESS = 'collectgarbage("incremental", 1, 1000)' -- the same, for a Lua 5.4 child
+
+-- Runs fn() with the collector in the stress setting, then puts the previous setting back.
+function helper.gc_stressed(fn)
+  local saved = stress_gc()
+  local ok, err = pcall(fn)
+  collectgarbage("setpause", saved.pause)
+  collectgarbage("setstepmul", saved.stepmul)
+  if saved.mode then collectgarbage(saved.mode) end
+  if not ok then error(err, 0) end
+end
+
+-- The sanitizer pass (make asan) sets THINKIFIC_GC_STRESS: the whole run in the stress setting,
+-- and the commands the specs start too (helper.cli_env).
+if os.getenv("THINKIFIC_GC_STRESS") then stress_gc() end
+
 -- The specs run under Lua 5.4 (make test-lua54) and LuaJIT 2.1 (make test-luajit); these
 -- few helpers say the same thing under both.
 
@@ -229,6 +256,7 @@ function helper.cli_env(...)
   local path, cpath = helper.lua54_paths()
   local env = { LUA_PATH_5_4 = path, LUA_CPATH_5_4 = cpath }
   for _, name in ipairs(CLI_VARIABLES) do env[name] = false end
+  if os.getenv("THINKIFIC_GC_STRESS") then env.LUA_INIT_5_4 = helper.GC_STRESS end
   for i = 1, select("#", ...) do
     for k, v in pairs(select(i, ...) or {}) do env[k] = v end
   end
