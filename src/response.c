@@ -93,7 +93,9 @@ static void add_item(lua_State *L, int list_idx, int field_idx, int msg_idx) {
     lua_setfield(L, -2, "field");
   }
   lua_pushvalue(L, msg_idx);
-  if (!lua_isstring(L, -1)) { /* an unexpected shape: keep it readable */
+  if (lua_isstring(L, -1)) {
+    lua_tostring(L, -1); /* a number's text (in this copy): every message is a string */
+  } else { /* an unexpected shape: keep it readable */
     lua_pop(L, 1);
     lua_pushliteral(L, "is invalid");
   }
@@ -195,26 +197,30 @@ static void normalise_errors(lua_State *L, int idx) {
   }
 }
 
+/* Pushes list[i][field] of the normalised list at idx: one value above the buffer, for
+ * luaL_addvalue, which copies it from the stack. */
+static void push_item_field(lua_State *L, int idx, int i, const char *field) {
+  lua_rawgeti(L, idx, i);
+  lua_getfield(L, -1, field);
+  lua_remove(L, -2);
+}
+
 /* "topic invalid format; url is not valid" from the normalised list at idx. */
 static void push_errors_message(lua_State *L, int idx) {
   luaL_Buffer b;
   int i, n = (int)lua_rawlen(L, idx);
   luaL_buffinit(L, &b);
   for (i = 1; i <= n; i++) {
-    lua_rawgeti(L, idx, i);
-    lua_getfield(L, -1, "field");
-    lua_getfield(L, -2, "message");
-    lua_remove(L, -3); /* the item; both strings stay alive in the list */
-    {
-      const char *field = lua_tostring(L, -2), *msg = lua_tostring(L, -1);
-      lua_pop(L, 2);
-      if (i > 1) luaL_addstring(&b, "; ");
-      if (field) {
-        luaL_addstring(&b, field);
-        luaL_addchar(&b, ' ');
-      }
-      luaL_addstring(&b, msg ? msg : "is invalid");
+    if (i > 1) luaL_addstring(&b, "; ");
+    push_item_field(L, idx, i, "field");
+    if (lua_type(L, -1) == LUA_TSTRING) {
+      luaL_addvalue(&b);
+      luaL_addchar(&b, ' ');
+    } else {
+      lua_pop(L, 1);
     }
+    push_item_field(L, idx, i, "message"); /* a string: add_item made it one */
+    luaL_addvalue(&b);
   }
   luaL_pushresult(&b);
 }
