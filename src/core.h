@@ -8,7 +8,10 @@
 #define TK_ERROR_MT "thinkific.Error"
 #define TK_CLIENT_MT "thinkific.Client"
 #define TK_ARRAY_MT "thinkific.array"
-#define TK_MAX_DEPTH 1000
+#define TK_MAX_DEPTH 1000 /* levels of nesting, for decode and encode alike */
+/* The text of a number macro, for messages: TK_STRING(TK_MAX_DEPTH) is "1000". */
+#define TK_STRING_(x) #x
+#define TK_STRING(x) TK_STRING_(x)
 #define TK_ERROR_BODY_MAX 4096
 
 /* Each file registers its functions into the module table at the top of the stack; none
@@ -49,8 +52,8 @@ int tk_integral(lua_Number n);
 #define TK_ID_TEXT_SIZE 32
 const char *tk_id_text(lua_State *L, int idx, char num[TK_ID_TEXT_SIZE], size_t *len);
 
-/* Decodes the JSON string at idx into a Lua value pushed on the stack (1), or pushes an
- * error message (0). */
+/* Decodes the JSON string at idx, the whole of it (only whitespace after the value), into a
+ * Lua value pushed on the stack (1), or pushes an error message (0). */
 int tk_json_decode(lua_State *L, int idx);
 /* The value of an HTTP answer: pushes value (1) or nil, err (2). body_idx: a string; headers:
  * a table index or 0; method, path: stack indices copied into errors. */
