@@ -41,6 +41,8 @@ int tk_one_line(const char *s, size_t len);
  * positive number. When optional and absent: NULL (nil left on the stack), 0. */
 const char *tk_check_line_field(lua_State *L, int arg, const char *field, int optional);
 double tk_check_positive_field(lua_State *L, int arg, const char *field, int optional);
+/* fields.c: a required positive field as a byte count: SIZE_MAX (no limit) for any larger. */
+size_t tk_check_size_field(lua_State *L, int arg, const char *field);
 
 /* number.c, the one home of the integer rule (lua/thinkific/integer.lua is Lua's).
  * 2^53: every integer up to it is exact in a double; beyond, doubles skip integers. */

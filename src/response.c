@@ -3,6 +3,7 @@
  * server's message, the 422 "errors" normalised from every shape Thinkific sends, and
  * retry_after from Retry-After or RateLimit-Reset. */
 #include <ctype.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -316,12 +317,13 @@ int tk_push_result(lua_State *L, long status, int body_idx, int headers, int wan
 /* core.response(response, method, path, want_object) -> value | nil, err
  * With want_object, a 2xx answer must be a JSON object: "[]" and an empty body are errors. */
 static int l_response(lua_State *L) {
-  long status;
+  lua_Number status;
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 4);
   lua_getfield(L, 1, "status"); /* 5 */
-  status = (long)lua_tonumber(L, 5);
-  if (lua_type(L, 5) != LUA_TNUMBER || status < 100 || status > 599)
+  status = lua_tonumber(L, 5);
+  /* Checked as a number, before the cast (1e300 or NaN would not fit a long). */
+  if (lua_type(L, 5) != LUA_TNUMBER || !(status >= 100 && status <= 599) || status != floor(status))
     return luaL_error(L, "the transport returned a response without a valid status");
   lua_getfield(L, 1, "body"); /* 6 */
   if (lua_isnil(L, 6)) {
@@ -331,7 +333,7 @@ static int l_response(lua_State *L) {
     return luaL_error(L, "the transport returned a response whose body is not a string");
   }
   lua_getfield(L, 1, "headers"); /* 7 */
-  return tk_push_result(L, status, 6, 7, lua_toboolean(L, 4), 2, 3);
+  return tk_push_result(L, (long)status, 6, 7, lua_toboolean(L, 4), 2, 3);
 }
 
 void tk_response_open(lua_State *L) {
