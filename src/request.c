@@ -78,15 +78,14 @@ static int push_query(lua_State *L, int q, int at[MAX_QUERY]) {
 
 /* Appends "?k=v&k=v" from the n pairs push_query left, values percent-encoded. */
 static void add_query(lua_State *L, luaL_Buffer *b, const int at[MAX_QUERY], int n) {
-  int i, k;
+  int i;
   for (i = 0; i < n; i++) {
+    size_t klen, vlen;
+    const char *k = lua_tolstring(L, at[i], &klen), *v = lua_tolstring(L, at[i] + 1, &vlen);
     luaL_addchar(b, i == 0 ? '?' : '&');
-    for (k = at[i]; k <= at[i] + 1; k++) {
-      size_t len;
-      const char *s = lua_tolstring(L, k, &len);
-      if (k > at[i]) luaL_addchar(b, '=');
-      tk_add_escaped(b, s, len);
-    }
+    tk_add_escaped(b, k, klen);
+    luaL_addchar(b, '=');
+    tk_add_escaped(b, v, vlen);
   }
 }
 
