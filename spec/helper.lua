@@ -29,6 +29,40 @@ if os.getenv("THINKIFIC_FORCE_GC") then
   end)
 end
 
+-- The collector under stress, so that a C pointer into a string that left the stack is used
+-- after the collector freed it, which AddressSanitizer (make asan) and valgrind (make check)
+-- report. Incremental (Debian's Lua 5.4 starts generational, whose minor collections these
+-- parameters do not drive), and a new cycle at once after each one, in big steps. LuaJIT reads
+-- the two parameters, not the mode. Returns what to put back.
+local function stress_gc(stepsize)
+  local saved = { pause = collectgarbage("setpause", 1) }
+  saved.stepmul = collectgarbage("setstepmul", 1000)
+  if _VERSION == "Lua 5.4" then saved.mode = collectgarbage("incremental", 0, 0, stepsize or 0) end
+  collectgarbage() -- ends the cycle under way: the next one starts at once, as set
+  return saved
+end
+helper.GC_STRESS = 'collectgarbage("incremental", 1, 1000) collectgarbage()' -- for a child
+
+-- Runs fn() with every step of the collector a whole cycle (2^40-byte steps: any heap), so
+-- that a string left unreferenced is freed at the next allocation, whatever the heap's size;
+-- then puts the previous setting back. Slow: for a few calls into C at a time.
+function helper.gc_stressed(fn)
+  local saved = stress_gc(40)
+  local ok, err = pcall(fn)
+  collectgarbage("setpause", saved.pause)
+  collectgarbage("setstepmul", saved.stepmul)
+  if saved.mode then
+    collectgarbage("incremental", 0, 0, 13) -- Lua 5.4's own step size, 2^13 bytes
+    collectgarbage(saved.mode)
+  end
+  if not ok then error(err, 0) end
+end
+
+-- The sanitizer pass (make asan) sets THINKIFIC_GC_STRESS for the specs of C-heavy code
+-- (#memory): the whole run in the stress setting, and the commands they start
+-- (helper.cli_env).
+if os.getenv("THINKIFIC_GC_STRESS") then stress_gc() end
+
 -- The specs run under Lua 5.4 (make test-lua54) and LuaJIT 2.1 (make test-luajit); these
 -- few helpers say the same thing under both.
 
@@ -229,6 +263,7 @@ function helper.cli_env(...)
   local path, cpath = helper.lua54_paths()
   local env = { LUA_PATH_5_4 = path, LUA_CPATH_5_4 = cpath }
   for _, name in ipairs(CLI_VARIABLES) do env[name] = false end
+  if os.getenv("THINKIFIC_GC_STRESS") then env.LUA_INIT_5_4 = helper.GC_STRESS end
   for i = 1, select("#", ...) do
     for k, v in pairs(select(i, ...) or {}) do env[k] = v end
   end

@@ -1,19 +1,23 @@
 -- Each run asserts the interpreter it was meant for and the core it loads: make test-lua54
--- sets THINKIFIC_SPEC_LUA=5.4, make test-luajit THINKIFIC_SPEC_LUA=luajit (unset: 5.4, the
--- project's interpreter). A run under another interpreter (busted's default Lua 5.1, or LuaJIT
+-- sets THINKIFIC_SPEC_LUA=5.4, make test-luajit THINKIFIC_SPEC_LUA=luajit, make asan
+-- THINKIFIC_SPEC_LUA=asan (Lua 5.4 and the sanitized core; unset: 5.4, the project's
+-- interpreter). A run under another interpreter (busted's default Lua 5.1, or LuaJIT
 -- where Lua 5.4 was meant) fails here instead of passing quietly.
 local helper = require("spec.helper")
 
 local RUNS = {
   ["5.4"] = { build = "/build/5.4/thinkific/core.so" },
   luajit = { build = "/build/luajit/thinkific/core.so" },
+  asan = { build = "/build/asan/thinkific/core.so" },
 }
 
 local WANT = os.getenv("THINKIFIC_SPEC_LUA") or "5.4"
+-- The core Lua 5.4 children load: the run's own; under LuaJIT, the Lua 5.4 build.
+local CHILD_BUILD = (RUNS[WANT == "luajit" and "5.4" or WANT] or {}).build
 
 describe("the spec run", function()
   it("knows which interpreter it is meant for (THINKIFIC_SPEC_LUA)", function()
-    assert.is_table(RUNS[WANT], "THINKIFIC_SPEC_LUA must be 5.4 or luajit, got " .. WANT)
+    assert.is_table(RUNS[WANT], "THINKIFIC_SPEC_LUA must be 5.4, luajit or asan, got " .. WANT)
   end)
 
   it("runs under that interpreter (not busted's default Lua 5.1)", function()
@@ -29,7 +33,7 @@ describe("the spec run", function()
   end)
 
   it("loads thinkific.core from this tree's build for that interpreter", function()
-    assert.is_table(RUNS[WANT], "THINKIFIC_SPEC_LUA must be 5.4 or luajit, got " .. WANT)
+    assert.is_table(RUNS[WANT], "THINKIFIC_SPEC_LUA must be 5.4, luajit or asan, got " .. WANT)
     local path = package.searchpath("thinkific.core", package.cpath)
     assert.truthy(path and path:find(RUNS[WANT].build, 1, true), path)
     assert.are.equal("function", type(require("thinkific.core").decode))
@@ -38,7 +42,7 @@ describe("the spec run", function()
   it("gives Lua 5.4 child processes this tree's modules and its Lua 5.4 build", function()
     local path, cpath = helper.lua54_paths()
     local core = package.searchpath("thinkific.core", cpath)
-    assert.truthy(core and core:find(RUNS["5.4"].build, 1, true), core)
+    assert.truthy(core and core:find(CHILD_BUILD, 1, true), core)
     local init = package.searchpath("thinkific.sandbox", path)
     assert.truthy(init and init:find("/lua/thinkific/sandbox/init.lua", 1, true), init)
   end)

@@ -98,7 +98,7 @@ static int l_new_client(lua_State *L) {
                 "'base_url' must start with http:// or https://");
   c->timeout = tk_check_positive_field(L, 1, "timeout", 0);
   c->connect_timeout = tk_check_positive_field(L, 1, "connect_timeout", 0);
-  c->max_response = (size_t)tk_check_positive_field(L, 1, "max_response_size", 0);
+  c->max_response = tk_check_size_field(L, 1, "max_response_size");
   lua_getfield(L, 1, "verify_tls");
   c->verify_tls = lua_toboolean(L, -1);
   lua_pop(L, 1);

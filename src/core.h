@@ -8,7 +8,10 @@
 #define TK_ERROR_MT "thinkific.Error"
 #define TK_CLIENT_MT "thinkific.Client"
 #define TK_ARRAY_MT "thinkific.array"
-#define TK_MAX_DEPTH 1000
+#define TK_MAX_DEPTH 1000 /* levels of nesting, for decode and encode alike */
+/* The text of a number macro, for messages: TK_STRING(TK_MAX_DEPTH) is "1000". */
+#define TK_STRING_(x) #x
+#define TK_STRING(x) TK_STRING_(x)
 #define TK_ERROR_BODY_MAX 4096
 
 /* Each file registers its functions into the module table at the top of the stack; none
@@ -38,6 +41,8 @@ int tk_one_line(const char *s, size_t len);
  * positive number. When optional and absent: NULL (nil left on the stack), 0. */
 const char *tk_check_line_field(lua_State *L, int arg, const char *field, int optional);
 double tk_check_positive_field(lua_State *L, int arg, const char *field, int optional);
+/* fields.c: a required positive field as a byte count: SIZE_MAX (no limit) for any larger. */
+size_t tk_check_size_field(lua_State *L, int arg, const char *field);
 
 /* number.c, the one home of the integer rule (lua/thinkific/integer.lua is Lua's).
  * 2^53: every integer up to it is exact in a double; beyond, doubles skip integers. */
@@ -49,8 +54,8 @@ int tk_integral(lua_Number n);
 #define TK_ID_TEXT_SIZE 32
 const char *tk_id_text(lua_State *L, int idx, char num[TK_ID_TEXT_SIZE], size_t *len);
 
-/* Decodes the JSON string at idx into a Lua value pushed on the stack (1), or pushes an
- * error message (0). */
+/* Decodes the JSON string at idx, the whole of it (only whitespace after the value), into a
+ * Lua value pushed on the stack (1), or pushes an error message (0). */
 int tk_json_decode(lua_State *L, int idx);
 /* The value of an HTTP answer: pushes value (1) or nil, err (2). body_idx: a string; headers:
  * a table index or 0; method, path: stack indices copied into errors. */

@@ -1,7 +1,7 @@
 /* The error object: a plain table with the fields of API.md and a __tostring that reads them.
  * It never holds a credential: only kind, status, message, method, path and counts. */
+#include <limits.h>
 #include <stdio.h>
-#include <string.h>
 #include "core.h"
 
 void tk_push_error(lua_State *L, const char *kind, const char *message) {
@@ -12,45 +12,54 @@ void tk_push_error(lua_State *L, const char *kind, const char *message) {
   lua_setmetatable(L, -2);
 }
 
-/* Adds t[field] to the buffer when it is a string or number; returns whether it did. */
-static int add_field(lua_State *L, luaL_Buffer *b, int t, const char *field, const char *prefix) {
-  int ok;
-  lua_getfield(L, t, field);
-  ok = lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER;
-  if (ok) {
-    const char *s = lua_tostring(L, -1);
-    lua_pop(L, 1); /* the string stays alive in t */
-    luaL_addstring(b, prefix);
-    luaL_addstring(b, s);
-  } else {
-    lua_pop(L, 1);
-  }
-  return ok;
+/* The fields __tostring shows, read onto the stack in this order before the buffer starts. */
+enum { METHOD = 2, PATH, MESSAGE, KIND, STATUS, SENT, ATTEMPTS };
+static const char *const shown[] = {"method", "path", "message", "kind", "status", "sent",
+                                    "attempts"};
+
+/* The text of the field at stack index i: a string, or a number converted in its stack slot;
+ * NULL for anything else. The slot keeps the text alive while the buffer grows (and the
+ * collector runs): a number's text is referenced nowhere else. */
+static const char *text(lua_State *L, int i) {
+  int t = lua_type(L, i);
+  return t == LUA_TSTRING || t == LUA_TNUMBER ? lua_tostring(L, i) : NULL;
 }
 
 /* "GET /webhooks/1: Record not found. (http 404, 4 attempts)" */
 static int error_tostring(lua_State *L) {
   luaL_Buffer b;
-  int sent_false, attempts = 0;
+  const char *method, *path, *message, *kind, *status;
+  lua_Number attempts;
+  size_t i;
   luaL_checktype(L, 1, LUA_TTABLE);
-  lua_getfield(L, 1, "sent");
-  sent_false = lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1);
-  lua_getfield(L, 1, "attempts");
-  if (lua_type(L, -1) == LUA_TNUMBER) attempts = (int)lua_tonumber(L, -1);
-  lua_pop(L, 2);
+  lua_settop(L, 1);
+  for (i = 0; i < sizeof shown / sizeof *shown; i++) lua_getfield(L, 1, shown[i]);
+  method = text(L, METHOD);
+  path = text(L, PATH);
+  message = text(L, MESSAGE);
+  kind = text(L, KIND);
+  status = text(L, STATUS);
+  attempts = lua_type(L, ATTEMPTS) == LUA_TNUMBER ? lua_tonumber(L, ATTEMPTS) : 0;
   luaL_buffinit(L, &b);
-  if (add_field(L, &b, 1, "method", "")) {
-    add_field(L, &b, 1, "path", " ");
+  if (method) {
+    luaL_addstring(&b, method);
+    if (path) {
+      luaL_addchar(&b, ' ');
+      luaL_addstring(&b, path);
+    }
     luaL_addstring(&b, ": ");
   }
-  if (!add_field(L, &b, 1, "message", "")) luaL_addstring(&b, "error");
+  luaL_addstring(&b, message ? message : "error");
   luaL_addstring(&b, " (");
-  if (!add_field(L, &b, 1, "kind", "")) luaL_addstring(&b, "error");
-  add_field(L, &b, 1, "status", " ");
-  if (sent_false) luaL_addstring(&b, ", not sent");
-  if (attempts > 1) {
+  luaL_addstring(&b, kind ? kind : "error");
+  if (status) {
+    luaL_addchar(&b, ' ');
+    luaL_addstring(&b, status);
+  }
+  if (lua_type(L, SENT) == LUA_TBOOLEAN && !lua_toboolean(L, SENT)) luaL_addstring(&b, ", not sent");
+  if (attempts > 1 && attempts <= INT_MAX) { /* in range before the cast (NaN is not) */
     char n[32];
-    snprintf(n, sizeof n, ", %d attempts", attempts);
+    snprintf(n, sizeof n, ", %d attempts", (int)attempts);
     luaL_addstring(&b, n);
   }
   luaL_addchar(&b, ')');

@@ -1,6 +1,7 @@
 /* One field of a table: setting it on the table at the top of the stack (the errors, the
  * answers and the requests the other files build are tables filled this way), and reading a
  * settings table's fields with the checks the C side makes itself. */
+#include <stdint.h>
 #include <string.h>
 #include "core.h"
 
@@ -51,4 +52,9 @@ double tk_check_positive_field(lua_State *L, int arg, const char *field, int opt
     luaL_argerror(L, arg, lua_pushfstring(L, "'%s' must be a positive number", field));
   lua_pop(L, 1);
   return v;
+}
+
+size_t tk_check_size_field(lua_State *L, int arg, const char *field) {
+  double v = tk_check_positive_field(L, arg, field, 0);
+  return v < (double)SIZE_MAX ? (size_t)v : SIZE_MAX; /* compared first: the cast would be undefined */
 }

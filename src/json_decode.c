@@ -4,6 +4,7 @@
  * decodes every number as a float under Lua 5.3+, so "5000", "5000.0" and "5e3" all
  * arrive as 5000.0 and all leave as the integer 5000. */
 #include <math.h>
+#include <string.h>
 #include "core.h"
 
 /* Where the registry keeps our private cjson instance's decode function. */
@@ -41,6 +42,8 @@ static void integerize(lua_State *L, int idx) {
 #endif
 
 int tk_json_decode(lua_State *L, int idx) {
+  size_t len;
+  const char *text, *nul;
   idx = lua_absindex(L, idx);
   lua_getfield(L, LUA_REGISTRYINDEX, DECODE_KEY);
   lua_pushvalue(L, idx); /* the same string: no copy */
@@ -49,6 +52,16 @@ int tk_json_decode(lua_State *L, int idx) {
       lua_pop(L, 1);
       lua_pushliteral(L, "invalid JSON");
     }
+    return 0;
+  }
+  /* cjson takes a NUL byte for the end of the text: what follows one was never read. A NUL
+   * is never valid JSON (in a string it must be escaped), so a value that ended before one
+   * ended before the end of the text, as in '{"a":1}\0xyz'. */
+  text = lua_tolstring(L, idx, &len);
+  nul = (const char *)memchr(text, '\0', len);
+  if (nul) {
+    lua_pop(L, 1);
+    lua_pushfstring(L, "Expected the end but found a NUL byte at character %d", (int)(nul - text) + 1);
     return 0;
   }
 #if TK_HAS_INTEGERS

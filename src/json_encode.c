@@ -108,33 +108,37 @@ static void encode_number(Out *o, int idx) {
 
 static void encode_value(Out *o, int idx, int depth);
 
-/* 1: a sequence 1..n (or marked as an array); 0: string keys only; -1: neither. */
+/* 1: an array, its keys exactly 1..n; 0: an object, its keys all strings (or an empty table
+ * not marked as an array); -1: neither (mixed keys, holes, a marked table with other keys).
+ * Decided from the keys themselves: lua_rawlen (#) of a table with holes is any of its
+ * borders, so {nil, 2, 3, 4, [100] = 5} may have 4 and 4 keys. */
 static int table_shape(lua_State *L, int idx, size_t *n) {
-  size_t count = 0;
-  int strings = 0, others = 0;
+  size_t count = 0, strings = 0, indices = 0;
+  lua_Number max = 0;
+  int marked = 0;
   if (lua_getmetatable(L, idx)) {
-    int is_array;
     luaL_getmetatable(L, TK_ARRAY_MT);
-    is_array = lua_rawequal(L, -1, -2);
+    marked = lua_rawequal(L, -1, -2);
     lua_pop(L, 2);
-    if (is_array) {
-      *n = lua_rawlen(L, idx);
-      return 1;
-    }
   }
   lua_pushnil(L);
   while (lua_next(L, idx)) {
     count++;
-    if (lua_type(L, -2) == LUA_TSTRING)
+    if (lua_type(L, -2) == LUA_TSTRING) {
       strings++;
-    else
-      others++;
+    } else if (lua_type(L, -2) == LUA_TNUMBER) {
+      lua_Number k = lua_tonumber(L, -2);
+      if (k >= 1 && k == floor(k)) {
+        indices++;
+        if (k > max) max = k;
+      }
+    }
     lua_pop(L, 1);
   }
-  *n = lua_rawlen(L, idx);
-  if (count == 0) return 0;
-  if (others == 0) return 0;
-  if (strings == 0 && count == *n) return 1;
+  *n = count;
+  /* count distinct keys, each an integer from 1 to max, and max == count: exactly 1..count */
+  if (indices == count && max == (lua_Number)count && (count > 0 || marked)) return 1;
+  if (strings == count && !marked) return 0;
   return -1;
 }
 
@@ -142,8 +146,8 @@ static void encode_table(Out *o, int idx, int depth) {
   lua_State *L = o->L;
   size_t n;
   int shape, first = 1;
-  if (depth > TK_MAX_DEPTH) {
-    o->err = "cannot encode tables nested deeper than 1000 levels (or a cycle)";
+  if (depth >= TK_MAX_DEPTH) { /* depth 0 is the first level: decode's limit, the same */
+    o->err = "cannot encode tables nested deeper than " TK_STRING(TK_MAX_DEPTH) " levels (or a cycle)";
     return;
   }
   luaL_checkstack(L, 6, "JSON nesting");

@@ -43,47 +43,49 @@ size_t tk_escape(char *out, const char *s, size_t len) {
   return (size_t)(o - out);
 }
 
-/* Appends "?k=v&k=v" with keys in sorted order, values percent-encoded. */
-static void add_query(lua_State *L, luaL_Buffer *b, int q) {
-  int i, n = 0;
-  const char *keys[16];
+#define MAX_QUERY 16
+
+/* Pushes the query table's pairs (key, value as text) and writes the stack index of each key
+ * into at[], in key order; returns how many. They stay on the stack, below the buffer that
+ * escapes them, until their bytes are copied: a number's text lives nowhere else. */
+static int push_query(lua_State *L, int q, int at[MAX_QUERY]) {
+  int n = 0, i;
+  luaL_checkstack(L, 2 * MAX_QUERY + 3, "query");
   lua_pushnil(L);
   while (lua_next(L, q)) {
-    lua_pop(L, 1);
-    if (lua_type(L, -1) != LUA_TSTRING || n == 16) luaL_error(L, "bad query table");
-    keys[n++] = lua_tostring(L, -1); /* alive as keys of q */
-  }
-  for (i = 1; i < n; i++) { /* insertion sort: a handful of keys */
-    int j;
-    for (j = i; j > 0 && strcmp(keys[j - 1], keys[j]) > 0; j--) {
-      const char *t = keys[j];
-      keys[j] = keys[j - 1];
-      keys[j - 1] = t;
-    }
-  }
-  for (i = 0; i < n; i++) {
-    size_t len;
-    const char *v;
-    char num[32];
-    lua_getfield(L, q, keys[i]);
+    if (lua_type(L, -2) != LUA_TSTRING || n == MAX_QUERY) luaL_error(L, "bad query table");
     if (lua_type(L, -1) == LUA_TNUMBER) {
+      char num[32];
       if (lua_isinteger(L, -1))
         snprintf(num, sizeof num, "%lld", (long long)lua_tointeger(L, -1));
       else
         snprintf(num, sizeof num, "%.17g", (double)lua_tonumber(L, -1));
-      v = num;
-      len = strlen(num);
-    } else if (lua_type(L, -1) == LUA_TSTRING) {
-      v = lua_tolstring(L, -1, &len);
-    } else {
-      luaL_error(L, "bad query value for '%s'", keys[i]);
-      return;
+      lua_pop(L, 1);
+      lua_pushstring(L, num);
+    } else if (lua_type(L, -1) != LUA_TSTRING) {
+      luaL_error(L, "bad query value for '%s'", lua_tostring(L, -2));
     }
-    lua_pop(L, 1); /* a string value stays alive in q */
+    at[n] = lua_gettop(L) - 1;
+    for (i = n++; i > 0 && strcmp(lua_tostring(L, at[i - 1]), lua_tostring(L, at[i])) > 0; i--) {
+      int t = at[i]; /* insertion sort: a handful of keys */
+      at[i] = at[i - 1];
+      at[i - 1] = t;
+    }
+    lua_pushvalue(L, -2); /* the key again, for lua_next */
+  }
+  return n;
+}
+
+/* Appends "?k=v&k=v" from the n pairs push_query left, values percent-encoded. */
+static void add_query(lua_State *L, luaL_Buffer *b, const int at[MAX_QUERY], int n) {
+  int i;
+  for (i = 0; i < n; i++) {
+    size_t klen, vlen;
+    const char *k = lua_tolstring(L, at[i], &klen), *v = lua_tolstring(L, at[i] + 1, &vlen);
     luaL_addchar(b, i == 0 ? '?' : '&');
-    tk_add_escaped(b, keys[i], strlen(keys[i]));
+    tk_add_escaped(b, k, klen);
     luaL_addchar(b, '=');
-    tk_add_escaped(b, v, len);
+    tk_add_escaped(b, v, vlen);
   }
 }
 
@@ -94,7 +96,7 @@ void tk_push_prepared(lua_State *L, int uv) {
   size_t plen, ilen;
   const char *path = luaL_checklstring(L, 3, &plen), *id;
   char num[TK_ID_TEXT_SIZE];
-  int pidx;
+  int pidx, nq, at[MAX_QUERY];
   luaL_checkstring(L, 2); /* the method */
   id = tk_id_text(L, 4, num, &ilen);
   luaL_argcheck(L, id != NULL || lua_isnil(L, 4), 4, "id must be a string or an integer");
@@ -115,13 +117,15 @@ void tk_push_prepared(lua_State *L, int uv) {
   lua_replace(L, pidx); /* the path replaces the id */
   path = lua_tolstring(L, pidx, &plen);
 
+  nq = lua_type(L, 5) == LUA_TTABLE ? push_query(L, 5, at) : 0;
   luaL_buffinit(L, &b);
   lua_getfield(L, uv, "base_url");
   luaL_addvalue(&b);
   luaL_addlstring(&b, path, plen);
-  if (lua_type(L, 5) == LUA_TTABLE) add_query(L, &b, 5);
+  add_query(L, &b, at, nq);
   luaL_pushresult(&b);
   lua_insert(L, pidx); /* url, path */
+  lua_settop(L, pidx + 1); /* the query's pairs go */
 
   if (lua_isnil(L, 6))
     lua_pushnil(L);

@@ -3,6 +3,7 @@
  * server's message, the 422 "errors" normalised from every shape Thinkific sends, and
  * retry_after from Retry-After or RateLimit-Reset. */
 #include <ctype.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,7 +94,9 @@ static void add_item(lua_State *L, int list_idx, int field_idx, int msg_idx) {
     lua_setfield(L, -2, "field");
   }
   lua_pushvalue(L, msg_idx);
-  if (!lua_isstring(L, -1)) { /* an unexpected shape: keep it readable */
+  if (lua_isstring(L, -1)) {
+    lua_tostring(L, -1); /* a number's text (in this copy): every message is a string */
+  } else { /* an unexpected shape: keep it readable */
     lua_pop(L, 1);
     lua_pushliteral(L, "is invalid");
   }
@@ -195,26 +198,30 @@ static void normalise_errors(lua_State *L, int idx) {
   }
 }
 
+/* Pushes list[i][field] of the normalised list at idx: one value above the buffer, for
+ * luaL_addvalue, which copies it from the stack. */
+static void push_item_field(lua_State *L, int idx, int i, const char *field) {
+  lua_rawgeti(L, idx, i);
+  lua_getfield(L, -1, field);
+  lua_remove(L, -2);
+}
+
 /* "topic invalid format; url is not valid" from the normalised list at idx. */
 static void push_errors_message(lua_State *L, int idx) {
   luaL_Buffer b;
   int i, n = (int)lua_rawlen(L, idx);
   luaL_buffinit(L, &b);
   for (i = 1; i <= n; i++) {
-    lua_rawgeti(L, idx, i);
-    lua_getfield(L, -1, "field");
-    lua_getfield(L, -2, "message");
-    lua_remove(L, -3); /* the item; both strings stay alive in the list */
-    {
-      const char *field = lua_tostring(L, -2), *msg = lua_tostring(L, -1);
-      lua_pop(L, 2);
-      if (i > 1) luaL_addstring(&b, "; ");
-      if (field) {
-        luaL_addstring(&b, field);
-        luaL_addchar(&b, ' ');
-      }
-      luaL_addstring(&b, msg ? msg : "is invalid");
+    if (i > 1) luaL_addstring(&b, "; ");
+    push_item_field(L, idx, i, "field");
+    if (lua_type(L, -1) == LUA_TSTRING) {
+      luaL_addvalue(&b);
+      luaL_addchar(&b, ' ');
+    } else {
+      lua_pop(L, 1);
     }
+    push_item_field(L, idx, i, "message"); /* a string: add_item made it one */
+    luaL_addvalue(&b);
   }
   luaL_pushresult(&b);
 }
@@ -310,12 +317,13 @@ int tk_push_result(lua_State *L, long status, int body_idx, int headers, int wan
 /* core.response(response, method, path, want_object) -> value | nil, err
  * With want_object, a 2xx answer must be a JSON object: "[]" and an empty body are errors. */
 static int l_response(lua_State *L) {
-  long status;
+  lua_Number status;
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 4);
   lua_getfield(L, 1, "status"); /* 5 */
-  status = (long)lua_tonumber(L, 5);
-  if (lua_type(L, 5) != LUA_TNUMBER || status < 100 || status > 599)
+  status = lua_tonumber(L, 5);
+  /* Checked as a number, before the cast (1e300 or NaN would not fit a long). */
+  if (lua_type(L, 5) != LUA_TNUMBER || !(status >= 100 && status <= 599) || status != floor(status))
     return luaL_error(L, "the transport returned a response without a valid status");
   lua_getfield(L, 1, "body"); /* 6 */
   if (lua_isnil(L, 6)) {
@@ -325,7 +333,7 @@ static int l_response(lua_State *L) {
     return luaL_error(L, "the transport returned a response whose body is not a string");
   }
   lua_getfield(L, 1, "headers"); /* 7 */
-  return tk_push_result(L, status, 6, 7, lua_toboolean(L, 4), 2, 3);
+  return tk_push_result(L, (long)status, 6, 7, lua_toboolean(L, 4), 2, 3);
 }
 
 void tk_response_open(lua_State *L) {

@@ -83,7 +83,7 @@ static int l_send(lua_State *L) {
   body = lua_tolstring(L, 6, &blen);
   o.timeout = tk_check_positive_field(L, 1, "timeout", 0);
   o.connect_timeout = tk_check_positive_field(L, 1, "connect_timeout", 1);
-  o.max_response = (size_t)tk_check_positive_field(L, 1, "max_response_size", 0);
+  o.max_response = tk_check_size_field(L, 1, "max_response_size");
   o.verify_tls = 1;
   add_headers(L, s);
 
