@@ -83,6 +83,50 @@ check: $(CORE)
 	  --errors-for-leak-kinds=definite --quiet \
 	  $(LUA) $(BUSTED) --lpath="" --cpath="" --tags=memory spec
 
+# Fuzzing (make fuzz): libFuzzer targets, one per fuzz/targets/<name>.lua, each the driver
+# fuzz/driver.c with the core's sources built in, all under AddressSanitizer and UBSan, on
+# Debian's clang and lua5.4, with Debian's lua-cjson loaded as the core loads it. A short fixed
+# number of runs per target (CI), or FUZZ_SECONDS each. An input that crashes is written into
+# fuzz/regressions/<name>/, which spec/fuzz_regressions_spec.lua replays.
+FUZZ_TARGETS ?= decode encode sign_verify response headers request router
+FUZZ_RUNS    ?= 4000
+FUZZ_SECONDS ?=
+FUZZ_CC      ?= clang
+FUZZ_DIR     ?= build/fuzz
+FUZZ_SAN     ?= -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_CFLAGS  := -g -O1 -std=c99 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror $(FUZZ_SAN) \
+                $(shell pkg-config --cflags lua5.4) $(DEP_CFLAGS)
+FUZZ_CJSON   := $(dir $(shell lua5.4 -e 'print(package.searchpath("cjson", package.cpath))'))
+FUZZ_OBJS    := $(SRCS:src/%.c=$(FUZZ_DIR)/obj/%.o)
+FUZZ_LIMIT   := $(if $(FUZZ_SECONDS),-max_total_time=$(FUZZ_SECONDS),-runs=$(FUZZ_RUNS))
+
+.PHONY: fuzz fuzz-build
+.SECONDARY: $(FUZZ_OBJS)
+fuzz-build: $(FUZZ_TARGETS:%=$(FUZZ_DIR)/%)
+
+$(FUZZ_DIR)/obj/%.o: src/%.c $(wildcard src/*.h)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(FUZZ_DIR)/%: fuzz/driver.c $(FUZZ_OBJS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -DFUZZ_TARGET='"$*"' -DFUZZ_ROOT='"$(CURDIR)"' \
+	  -DFUZZ_CJSON_DIR='"$(FUZZ_CJSON:%/=%)"' -o $@ fuzz/driver.c $(FUZZ_OBJS) \
+	  $(shell pkg-config --libs lua5.4) $(DEP_LIBS) -lm
+
+# Every target runs, even after one crashed; the run fails when any did.
+fuzz: fuzz-build
+	lua5.4 fuzz/seeds.lua $(FUZZ_DIR)/corpus
+	@failed=""; for t in $(FUZZ_TARGETS); do \
+	  mkdir -p fuzz/regressions/$$t; \
+	  echo "== fuzz $$t"; \
+	  nice $(FUZZ_DIR)/$$t $(FUZZ_LIMIT) -dict=fuzz/thinkific.dict -max_len=8192 -timeout=20 \
+	    -print_final_stats=1 -artifact_prefix=fuzz/regressions/$$t/ \
+	    $(FUZZ_DIR)/corpus/$$t fuzz/regressions/$$t 2>$(FUZZ_DIR)/$$t.log \
+	    || { failed="$$failed $$t"; tail -n 40 $(FUZZ_DIR)/$$t.log; }; \
+	  grep -E "^(#[0-9]+ *DONE|stat::number_of_executed_units)" $(FUZZ_DIR)/$$t.log || true; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz: crashes in$$failed (inputs in fuzz/regressions/)"; exit 1; fi
+
 lint:
 	luacheck lua spec examples bench bin/thinkific
 	cppcheck --quiet --error-exitcode=1 --enable=warning,style,performance,portability \
