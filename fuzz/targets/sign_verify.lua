@@ -7,6 +7,12 @@ local core = require("thinkific.core")
 local expect = require("fuzz.expect")
 local input = require("fuzz.input")
 
+-- HMAC pads a key of up to 64 bytes with NULs: "k" and "k\0" are the same key.
+local function same_key(a, b)
+  if #a > 64 or #b > 64 then return a == b end
+  return a:gsub("%z+$", "") == b:gsub("%z+$", "")
+end
+
 local function raises(f, ...)
   local ok, err = pcall(f, ...)
   if ok then expect.fail("an empty secret was accepted") end
@@ -33,7 +39,7 @@ return function(bytes)
     if core.verify(body, sig, { other, secret }) ~= true then
       expect.fail("verify refused the right secret second in a list")
     end
-    if other ~= secret and core.verify(body, sig, other) ~= false then
+    if not same_key(other, secret) and core.verify(body, sig, other) ~= false then
       expect.fail("verify accepted another secret")
     end
   end
