@@ -2,7 +2,8 @@
 -- gets. Fields: control bytes (the client's options, the id's type, how many query pairs),
 -- the id text, the query keys and values (one field each, alternating), the body as JSON.
 -- The id stays one path segment (only unreserved bytes and %XX), the query reads back as the
--- pairs given in sorted order, and misuse (a bad id, too many keys) raises, never more.
+-- pairs given in sorted order, and misuse (a bad id, too many keys) raises, never more. Query
+-- keys have no NUL: the C side reads them as C strings, and only the library names them.
 local thinkific = require("thinkific")
 local core = require("thinkific.core")
 local expect = require("fuzz.expect")
@@ -65,9 +66,11 @@ return function(bytes)
   elseif how == 1 then
     id = r:number()
   end
+  -- Query keys are names the library chooses (limit, page, next), never a user's: no NUL.
   local query = {}
   local n = r:byte() % 20
-  for i = 1, n do query[i % 2 == 1 and f[3] .. i or f[4] .. i] = f[5]:sub(i) end
+  local odd, even = f[3]:gsub("%z", ""), f[4]:gsub("%z", "")
+  for i = 1, n do query[i % 2 == 1 and odd .. i or even .. i] = f[5]:sub(i) end
   local body = nil
   if f[6] ~= "" then body = core.decode(f[6]) end
   local ok, req, path = pcall(client._build_request, client, "GET", "/webhooks", id,
