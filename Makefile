@@ -97,9 +97,9 @@ FUZZ_GC      ?= stress
 FUZZ_CC      ?= clang
 FUZZ_DIR     ?= build/fuzz
 FUZZ_SAN     ?= -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
-FUZZ_CFLAGS  := -g -O1 -std=c99 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror $(FUZZ_SAN) \
+FUZZ_CFLAGS   = -g -O1 -std=c99 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror $(FUZZ_SAN) \
                 $(shell pkg-config --cflags lua5.4) $(DEP_CFLAGS)
-FUZZ_CJSON   := $(dir $(shell lua5.4 -e 'print(package.searchpath("cjson", package.cpath))'))
+FUZZ_CJSON    = $(dir $(shell lua5.4 -e 'print(package.searchpath("cjson", package.cpath))'))
 FUZZ_OBJS    := $(SRCS:src/%.c=$(FUZZ_DIR)/obj/%.o)
 FUZZ_LIMIT   := $(if $(FUZZ_SECONDS),-max_total_time=$(FUZZ_SECONDS),-runs=$(FUZZ_RUNS))
 
