@@ -122,7 +122,7 @@ fuzz: fuzz-build
 	@failed=""; for t in $(FUZZ_TARGETS); do \
 	  mkdir -p fuzz/regressions/$$t; \
 	  echo "== fuzz $$t"; \
-	  FUZZ_GC=$(FUZZ_GC) nice $(FUZZ_DIR)/$$t $(FUZZ_LIMIT) -dict=fuzz/thinkific.dict -max_len=8192 -timeout=20 \
+	  FUZZ_GC=$(FUZZ_GC) nice $(FUZZ_DIR)/$$t $(FUZZ_LIMIT) -dict=fuzz/thinkific.dict -max_len=8192 -timeout=20 -detect_leaks=0 \
 	    -print_final_stats=1 -artifact_prefix=fuzz/regressions/$$t/ \
 	    $(FUZZ_DIR)/corpus/$$t fuzz/regressions/$$t 2>$(FUZZ_DIR)/$$t.log \
 	    || { failed="$$failed $$t"; tail -n 40 $(FUZZ_DIR)/$$t.log; }; \
