@@ -42,13 +42,20 @@ local function known()
   return out
 end
 
+-- A header block as the fuzzer gives it: a status line, headers in any case, a repeated one.
+local BLOCK = "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 30\r\nX-A: 1\r\nx-a: 2\r\nno colon\r\n"
+
 describe("fuzz regressions", function()
-  local server, port
+  local server, port, scratch
   local known_inputs = known()
 
+  -- The header server serves a scratch copy of the headers inputs, and BLOCK as "self-test".
+  helper.scratch_dir(function(dir) scratch = dir end)
   lazy_setup(function()
+    os.execute("cp '" .. REGRESSIONS .. "'/headers/* '" .. scratch .. "'/ 2>/dev/null")
+    helper.write(scratch, "self-test", BLOCK)
     server = process.start("lua5.4 " .. process.quote(ROOT .. "/spec/fuzz_header_server.lua") .. " "
-      .. process.quote(REGRESSIONS .. "/headers"), helper.cli_env())
+      .. process.quote(scratch), helper.cli_env())
     port = assert(server:first_line(10))
   end)
   lazy_teardown(function()
@@ -68,6 +75,13 @@ describe("fuzz regressions", function()
       return headers
     end }
   end
+
+  it("replays a header block through libcurl into the core's parser", function()
+    local env = env_for("headers", "self-test")
+    assert.same({ ["retry-after"] = "30", ["x-a"] = "1, 2", ["content-length"] = "0",
+      connection = "close" }, env.parse_headers(BLOCK))
+    dofile(ROOT .. "/fuzz/targets/headers.lua")(BLOCK, env)
+  end)
 
   it("keeps inputs only for targets that exist, and lists only inputs that exist", function()
     local exists = {}
