@@ -4,8 +4,6 @@ local core = require("thinkific.core")
 
 local _M = {}
 
-local null = core.null
-
 local function fail(fmt, ...)
   error(string.format(fmt, ...), 2)
 end
@@ -55,7 +53,5 @@ _M.json_equal = json_equal
 function _M.no_nul(text, what)
   if text:find("\0", 1, true) then fail("%s accepted text with a raw NUL byte", what) end
 end
-
-_M.null = null
 
 return _M
