@@ -88,7 +88,7 @@ check: $(CORE)
 # Debian's clang and lua5.4, with Debian's lua-cjson loaded as the core loads it. A short fixed
 # number of runs per target (CI), or FUZZ_SECONDS each; FUZZ_GC=normal for Lua's own collector
 # settings instead of one that never rests (faster, blind to most "freed too early" bugs). An
-# input that crashes is written into fuzz/regressions/<name>/, which
+# input that crashes is copied into fuzz/regressions/<name>/ (fuzz/run.sh), which
 # spec/fuzz_regressions_spec.lua replays.
 FUZZ_TARGETS ?= decode encode sign_verify response headers request router
 FUZZ_RUNS    ?= 10000
