@@ -378,9 +378,10 @@ local function build(self, fname, template, ...)
   end)
   if missing then argerror(1, fname, "no fragment {" .. missing .. "} in SQL text") end
   -- (Checked here, not in gsub's callback: an argument error must be raised from Lua frames.)
-  local parts = {}
+  -- The values in a table: select(i, ...) would copy the rest of them at each step.
+  local values, parts = { ... }, {}
   for i = 1, n do
-    local part, why = literal(self, (select(i, ...)))
+    local part, why = literal(self, values[i])
     if not part then argerror(i + 1, fname, why) end
     parts[i] = part
   end
