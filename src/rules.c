@@ -13,6 +13,9 @@
 #if LUA_VERSION_NUM >= 504
 #include <stdio.h>
 #include <stdlib.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <string.h>
 #include <lualib.h>
 
@@ -658,7 +661,16 @@ static int run(lua_State *L, Rules *r, lua_CFunction f, Job *job, int results) {
   else if (r->stop == STOP_MEMORY || status == LUA_ERRMEM) lua_pushliteral(L, "memory");
   else lua_pushliteral(L, "error");
   lua_settop(S, 0);
-  lua_gc(S, LUA_GCCOLLECT);
+  /* Each collection frees half of the call frames a deep recursion left: collect until the
+   * state stops shrinking. */
+  for (int i = 0; i < 64; i++) {
+    size_t used = r->used;
+    lua_gc(S, LUA_GCCOLLECT);
+    if (r->used >= used) break;
+  }
+#ifdef __GLIBC__
+  malloc_trim(0); /* what a stopped rule took goes back to the system, not only to malloc */
+#endif
   return 3;
 }
 
@@ -689,18 +701,31 @@ static int rules_new(lua_State *L) {
 
 /* sandbox:load(text, chunkname) -> value | nil, message, kind. Functions come out as marker
  * tables (core.rules_function gives their number for sandbox:call). */
+/* L, protected: copies the value at the top of S (its light userdata argument) out. */
+static int do_copy_out(lua_State *L) {
+  lua_State *S = (lua_State *)lua_touserdata(L, 1);
+  lua_newtable(L);
+  copy_out(L, S, -1, 2, 0);
+  return 1;
+}
+
 static int rules_load(lua_State *L) {
   Rules *r = check_rules(L);
   Job job;
-  int seen;
   memset(&job, 0, sizeof job);
   job.text = luaL_checklstring(L, 2, &job.len);
   job.name = luaL_checkstring(L, 3);
   arm(r, 1);
   if (run(L, r, do_load, &job, 1)) return 3;
-  lua_newtable(L);
-  seen = lua_gettop(L);
-  copy_out(L, r->S, -1, seen, 0);
+  lua_pushcfunction(L, do_copy_out);
+  lua_pushlightuserdata(L, r->S);
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK) { /* a value that cannot be copied */
+    lua_pushnil(L);
+    lua_insert(L, -2);
+    lua_pushliteral(L, "error");
+    lua_settop(r->S, 0);
+    return 3;
+  }
   lua_settop(r->S, 0);
   return 1;
 }

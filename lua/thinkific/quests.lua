@@ -143,6 +143,16 @@ function _M.new(opts)
   }, Quests)
 end
 
+-- db:transaction(fn), with a rule's failure (score.Failure) as nil, err (kind "rules").
+local function transaction(db, fn)
+  local ok, result, err = pcall(db.transaction, db, fn)
+  if ok then return result, err end
+  if getmetatable(result) == score.Failure then
+    return nil, core.error{ kind = "rules", message = result.message }
+  end
+  error(result, 0)
+end
+
 local function check_self(self, name)
   if getmetatable(self) ~= Quests then argerror(0, name, "quests expected: call it with ':'") end
   if self._closed then error(format("thinkific.quests: '%s' on a closed quests", name), 3) end
@@ -306,7 +316,7 @@ function Quests:score(events)
   self._batches = self._batches + 1
   local tag = format("%s/%d", self._tag, self._batches)
   local scored
-  scored, err = self._db:transaction(function(db)
+  scored, err = transaction(self._db, function(db)
     if #items == 0 then return {} end
     return score.events(self, db, items, tag, now)
   end)
@@ -548,7 +558,7 @@ function Quests:rebuild()
   local old = { self.thresholds, self.scope, self._settled }
   self.thresholds, self.scope = thresholds, scope
   local n
-  n, err = self._db:transaction(function(db)
+  n, err = transaction(self._db, function(db)
     local hold = store.HOLD_WORKERS[db.engine]
     if hold then db:exec(hold) end
     db:exec(store.SET_SETTING, "levels", encode(thresholds))

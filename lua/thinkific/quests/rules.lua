@@ -56,7 +56,7 @@ end
 -- Compiles rule i; problems are appended to `problems` as { rule = label, message = … }.
 local function compile(rule, i, is_function, problems)
   local who = label(rule, i)
-  local function bad(message) problems[#problems + 1] = { rule = who, message = message } end
+  local function bad(message) problems[#problems + 1] = { rule = who, index = i, message = message } end
   if type(rule) ~= "table" then
     bad("is not a table (a rule is { name = …, on = …, xp = … })")
     return nil
@@ -206,8 +206,9 @@ function _M.read(source, is_function)
     local c = compile(rule, i, is_function, problems)
     if c and text(c.name, MAX_TEXT) then
       if names[c.name] then
-        problems[#problems + 1] = { rule = label(rule, i), message = format("has the name of rule #%d: "
-          .. "names key the awards and must be unique", names[c.name]) }
+        problems[#problems + 1] = { rule = format("rule #%d ('%s')", i, c.name), index = i,
+          message = format("has the name of rule #%d: names key the awards and must be unique",
+            names[c.name]) }
       end
       names[c.name] = names[c.name] or i
     end
@@ -227,7 +228,7 @@ end
 -- no sample payload of the topic has, progress on a topic without progress.
 local function lint(rule, i, problems)
   local who = label(rule, i)
-  local function warn(message) problems[#problems + 1] = { rule = who, message = message } end
+  local function warn(message) problems[#problems + 1] = { rule = who, index = i, message = message } end
   local list = type(rule.on) == "table" and rule.on or { rule.on }
   for _, t in ipairs(list) do
     if type(t) == "string" and well_formed_topic(t) and t ~= "*" then
@@ -269,8 +270,8 @@ local function lint(rule, i, problems)
   end
 end
 
---- rules.check(source, is_function) -> problems: read's, then lint's, in rule order
--- (settings first). Each: { rule = "rule 'name'" | nil, message = … }.
+--- rules.check(source, is_function) -> problems: read's and lint's, in rule order (settings
+-- first). Each: { rule = "rule 'name'" | nil, message = … }.
 function _M.check(source, is_function)
   local _, problems = _M.read(source, is_function)
   local list = type(source) == "table" and (type(source.rules) == "table" and source.rules or source) or {}
@@ -280,15 +281,12 @@ function _M.check(source, is_function)
   end
   for _, p in ipairs(linted) do problems[#problems + 1] = p end
   -- In rule order: settings (no rule) first, then by position.
-  local order = {}
-  for i, rule in ipairs(list) do order[label(rule, i)] = order[label(rule, i)] or i end
   for i, p in ipairs(problems) do p.n = i end
   table.sort(problems, function(a, b)
-    local ra, rb = a.rule and order[a.rule] or 0, b.rule and order[b.rule] or 0
-    if ra ~= rb then return ra < rb end
+    if (a.index or 0) ~= (b.index or 0) then return (a.index or 0) < (b.index or 0) end
     return a.n < b.n
   end)
-  for _, p in ipairs(problems) do p.n = nil end
+  for _, p in ipairs(problems) do p.n, p.index = nil, nil end
   return problems
 end
 

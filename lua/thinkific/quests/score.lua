@@ -19,12 +19,20 @@ local store = require("thinkific.quests.store")
 local facts = require("thinkific.quests.facts")
 local levels = require("thinkific.quests.levels")
 
-local type, ipairs, error, tostring, select = type, ipairs, error, tostring, select
+local type, ipairs, error, tostring, select, setmetatable = type, ipairs, error, tostring, select,
+  setmetatable
 local format, rep = string.format, string.rep
 local floor, huge, min = math.floor, math.huge, math.min
 local unpack = table.unpack or rawget(_G, "unpack")
 
 local _M = {}
+
+-- What a failing rule raises through the transaction (which rolls back): not a bug of ours, an
+-- answer for the caller (score and rebuild return nil, err).
+_M.Failure = {}
+local function fail(message)
+  error(setmetatable({ message = message }, _M.Failure), 0)
+end
 
 local EMPTY = {}
 -- Rows per multi-row statement (thinkific.sql reads its values with select(i, ...), so one
@@ -265,13 +273,13 @@ local function score_event(q, db, event, f, batch, result)
       local ok, err
       if not began then
         ok, err = q.runner:begin(event, view)
-        if not ok then error(err, 0) end
+        if not ok then fail(err) end
         began = true
       end
       ok, err = q.runner:when(rule, event, view)
       if ok == nil then
         q.runner:finish()
-        error(err, 0)
+        fail(err)
       end
       if not ok then akey = nil end
     end
