@@ -19,8 +19,7 @@ local store = require("thinkific.quests.store")
 local facts = require("thinkific.quests.facts")
 local levels = require("thinkific.quests.levels")
 
-local type, ipairs, error, tostring, select, setmetatable = type, ipairs, error, tostring, select,
-  setmetatable
+local type, ipairs, error, tostring, setmetatable = type, ipairs, error, tostring, setmetatable
 local format, rep = string.format, string.rep
 local floor, huge, min = math.floor, math.huge, math.min
 local unpack = table.unpack or rawget(_G, "unpack")
@@ -35,18 +34,20 @@ local function fail(message)
 end
 
 local EMPTY = {}
--- Rows per multi-row statement (thinkific.sql reads its values with select(i, ...), so one
--- statement's cost grows with the square of its values: small statements, many of them).
-local CHUNK = 25
+-- Rows per multi-row statement (a statement is parsed whole: a bound on its size).
+local CHUNK = 100
 
---- score.key(...) -> one text from parts, each as length:text (so no two lists give one key).
-local function key(...)
-  local text = ""
-  for i = 1, select("#", ...) do
-    local p = tostring((select(i, ...)))
-    text = text .. #p .. ":" .. p
-  end
-  return text
+--- score.key(a, b, [c, d]) -> one text from two to four parts, each as length:text (so that no
+-- two lists give one key).
+local function key(a, b, c, d)
+  a, b = tostring(a), tostring(b)
+  local text = #a .. ":" .. a .. #b .. ":" .. b
+  if c == nil then return text end
+  c = tostring(c)
+  text = text .. #c .. ":" .. c
+  if d == nil then return text end
+  d = tostring(d)
+  return text .. #d .. ":" .. d
 end
 _M.key = key
 
@@ -96,7 +97,7 @@ end
 -- bucket), per student and course, per student and lesson; nil when the event lacks the id.
 local function award_key(rule, f, bucket)
   local once = rule.once_per
-  if once == "event" then return "e" .. key(f.event_id) end
+  if once == "event" then return "e" .. f.event_id end
   if once == "student" then return "s" .. key(bucket, f.user) end
   if once == "course" then return f.course and "c" .. key(f.user, f.course) end
   return f.lesson and "l" .. key(f.user, f.lesson)
@@ -134,24 +135,32 @@ local function by_keys(db, statement, width, keys, each)
   end
 end
 
--- Claims the awards of the candidates, in order; marks each c.won.
-local function claim_awards(db, cands)
-  local rows = {}
-  for i, c in ipairs(cands) do
-    rows[i] = { c.rule.name, c.key, c.entry, c.user, c.bucket, c.rule.xp, c.rule.badge, c.at }
+-- Claims the awards of the candidates, in order; marks each c.won. taken: the keys this
+-- batch claimed already (they are ours: a candidate for one of them has lost, with no need to
+-- ask the database).
+local function claim_awards(db, cands, taken)
+  local rows, asked = {}, {}
+  for _, c in ipairs(cands) do
+    c.id = key(c.rule.name, c.key)
+    c.won, c.awarded = false, false
+    if not taken[c.id] then
+      taken[c.id] = true
+      asked[#asked + 1] = c
+      rows[#rows + 1] = { c.rule.name, c.key, c.entry, c.user, c.bucket, c.rule.xp, c.rule.badge, c.at }
+    end
   end
   local n = insert_rows(db, "thinkific_quests_awards", store.AWARD_COLUMNS, store.AWARD_ROW, 8, rows,
     store.AWARD_END)
-  if n == #cands or n == 0 then
-    for _, c in ipairs(cands) do c.won, c.awarded = n > 0, n > 0 end
+  if n == #asked or n == 0 then
+    for _, c in ipairs(asked) do c.won, c.awarded = n > 0, n > 0 end
     return
   end
   local keys, found = {}, {}
-  for i, c in ipairs(cands) do keys[i] = { c.rule.name, c.key } end
+  for i, c in ipairs(asked) do keys[i] = { c.rule.name, c.key } end
   by_keys(db, store.AWARD_OWNERS, 2, keys,
     function(row) found[key(row.rule, row.award_key)] = row.entry end)
-  for _, c in ipairs(cands) do
-    c.won = found[key(c.rule.name, c.key)] == c.entry
+  for _, c in ipairs(asked) do
+    c.won = found[c.id] == c.entry
     c.awarded = c.won
   end
 end
@@ -203,7 +212,7 @@ local function flush(db, batch)
   local cands = batch.pending
   if #cands == 0 then return end
   batch.pending = {}
-  claim_awards(db, cands)
+  claim_awards(db, cands, batch.taken)
   claim_slots(db, cands)
   claim_badges(db, cands)
   local void = {}
@@ -342,7 +351,7 @@ local function finish_batch(q, db, batch, results)
 end
 
 local function new_batch()
-  return { players = {}, order = {}, pending = {} }
+  return { players = {}, order = {}, pending = {}, taken = {} }
 end
 
 local function new_result(f, bucket)
@@ -366,8 +375,14 @@ function _M.events(q, db, items, tag, now)
   local new = {}
   if inserted == #items then
     for _, item in ipairs(items) do new[item.facts.event_id] = true end
-  elseif inserted > 0 then
-    for _, row in ipairs(db:query(store.LOGGED_BY, tag)) do new[row.entry] = true end
+  elseif inserted > 0 then -- which ones: those this batch's tag logged
+    local ids = {}
+    for i, item in ipairs(items) do ids[i] = item.facts.event_id end
+    for first = 1, #ids, CHUNK do
+      for _, row in ipairs(db:query(store.LOGGED_BY, { unpack(ids, first, min(#ids, first + CHUNK - 1)) }, tag)) do
+        new[row.entry] = true
+      end
+    end
   end
   local batch, results, scored = new_batch(), {}, {}
   for i, item in ipairs(items) do

@@ -26,7 +26,6 @@ _M.STEPS = {
       body TEXT NOT NULL,
       batch TEXT NOT NULL,
       logged_at DOUBLE PRECISION NOT NULL)]],
-    "CREATE INDEX thinkific_quests_log_batch ON thinkific_quests_log (batch)",
     "CREATE INDEX thinkific_quests_log_order ON thinkific_quests_log (at, entry)",
     "CREATE INDEX thinkific_quests_log_user ON thinkific_quests_log (user_id, seq)",
     [[CREATE TABLE thinkific_quests_awards (
@@ -78,7 +77,7 @@ _M.SET_SETTING = [[INSERT INTO thinkific_quests_settings (name, value) VALUES (?
 _M.LOG_COLUMNS = "(entry, kind, topic, user_id, course, at, body, batch, logged_at)"
 _M.LOG_ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _M.LOG_END = " ON CONFLICT (entry) DO NOTHING"
-_M.LOGGED_BY = "SELECT entry FROM thinkific_quests_log WHERE batch = ?"
+_M.LOGGED_BY = "SELECT entry FROM thinkific_quests_log WHERE entry IN (?) AND batch = ?"
 -- Rebuild reads the log in (at, entry) order, a page at a time.
 _M.LOG_PAGE = { [[SELECT entry, kind, user_id, course, at, body FROM thinkific_quests_log
   WHERE at > ? OR (at = ? AND entry > ?) ORDER BY at, entry LIMIT ?]], at = "number" }
