@@ -59,7 +59,9 @@ local function rules_text(with_when)
         value = '{ "' .. table.concat(v, '", "') .. '" }'
       elseif type(v) == "table" then
         local kv = {}
-        for wk, wv in pairs(v) do kv[#kv + 1] = ("[%q] = %s"):format(wk, type(wv) == "string" and ("%q"):format(wv) or tostring(wv)) end
+        for wk, wv in pairs(v) do
+          kv[#kv + 1] = ("[%q] = %s"):format(wk, type(wv) == "string" and ("%q"):format(wv) or tostring(wv))
+        end
         value = "{ " .. table.concat(kv, ", ") .. " }"
       else
         value = type(v) == "string" and ("%q"):format(v) or tostring(v)

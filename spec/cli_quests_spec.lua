@@ -77,8 +77,9 @@ return {
 
   it("play: per event each rule that fired, then the total; no store", function()
     local events = EXAMPLE .. "/events"
-    local code, out, err = run({ "quests", "play", EXAMPLE .. "/quests.lua", events .. "/03-lesson.completed.json",
-      events .. "/04-lesson.completed.json", events .. "/03-lesson.completed.json" })
+    local code, out, err = run({ "quests", "play", EXAMPLE .. "/quests.lua",
+      events .. "/03-lesson.completed.json", events .. "/04-lesson.completed.json",
+      events .. "/03-lesson.completed.json" })
     assert.are.equal(0, code, err)
     assert.are.same({
       "20240304000000000000003\tlesson.completed\tuser 123457\tcourse 4",
@@ -100,7 +101,8 @@ return {
     local code2, json = run({ "quests", "play", EXAMPLE .. "/quests.lua", file, "--json" })
     assert.are.equal(0, code2)
     local results = assert(thinkific.decode(json))
-    assert.are.same({ 3, 5, "joined", 1 }, { #results, results[1].xp, results[1].awards[1].rule, results[1].level })
+    assert.are.same({ 3, 5, "joined", 1 },
+      { #results, results[1].xp, results[1].awards[1].rule, results[1].level })
     -- Nothing was stored anywhere: play makes no file.
     assert.are.equal("", (helper.capture("cd '" .. dir .. "' && ls | grep -v '\\.lua$\\|\\.json$' || true")))
   end)
@@ -111,7 +113,8 @@ return {
     assert.are.same({ 2, "" }, { code, out })
     assert.truthy(err:find("nope.json: invalid JSON", 1, true), err)
     local not_event = helper.write(dir, "list.json", '[{"id": "1"}]')
-    code, _, err = run({ "quests", "play", EXAMPLE .. "/quests.lua", not_event })
+    code, out, err = run({ "quests", "play", EXAMPLE .. "/quests.lua", not_event })
+    assert.are.equal("", out)
     assert.are.equal(2, code)
     assert.truthy(err:find("list.json: entry 1 is not an event", 1, true), err)
   end)
@@ -148,14 +151,16 @@ return {
       assert.are.equal(0, code)
       assert.are.same({ "user_id\t100002", "name\tStudent2 Q", "xp\t25", "level\t2",
         "next_level_at\t100", "badges\tHalfway Hero" }, lines(out))
-      local _, json = run({ "quests", "player", "100001", "--course", "4", "--json" }, { THINKIFIC_QUESTS = url })
+      local _, json = run({ "quests", "player", "100001", "--course", "4", "--json" },
+        { THINKIFIC_QUESTS = url })
       assert.are.same({ user_id = 100001, name = "Student1 Q", xp = 55, level = 2, next_level_at = 100,
         badges = {} }, thinkific.decode(json))
       local code2, log = run({ "quests", "log", "--user", "100003", "--store", url })
       assert.are.equal(0, code2)
       local entries = lines(log)
       assert.are.equal(2, #entries)
-      assert.truthy(entries[1]:find("\tuser 100003\tcourse 5\tmanual\t+4 XP\tkind words", 1, true), entries[1])
+      assert.truthy(entries[1]:find("\tuser 100003\tcourse 5\tmanual\t+4 XP\tkind words", 1, true),
+        entries[1])
       assert.truthy(entries[2]:find("\tuser 100003\tcourse 5\tb5 enrollment.created\t+5 XP\tjoined", 1, true),
         entries[2])
       local _, all = run({ "quests", "log", "--json", "--limit", "2" }, { THINKIFIC_QUESTS = url })
@@ -167,7 +172,8 @@ return {
         { { "quests", "board" }, "thinkific quests: no store: pass --store STORE or set THINKIFIC_QUESTS" },
         { { "quests", "board", "--store", url }, "--course ID required: the store's scope is \"course\"" },
         { { "quests", "board", "--store", "mysql://x" }, "unknown scheme 'mysql'" },
-        { { "quests", "board", "--course", "4", "--limit", "0", "--store", url }, "--limit must be a number" },
+        { { "quests", "board", "--course", "4", "--limit", "0", "--store", url },
+          "--limit must be a number" },
         { { "quests", "player", "--store", url }, "thinkific quests: " },
         { { "quests" }, "thinkific quests: an action is required" },
         { { "quests", "boad" }, "thinkific quests: unknown action 'boad': did you mean 'board'?" },

@@ -52,13 +52,15 @@ describe("rules files #memory", function()
     { "loop", "while true do end", "over the instruction budget (1000000 instructions per event)" },
     { "recursion", "local function f(n) return 1 + f(n + 1) end return f(1)", "" },
     { "gigabyte", "local s = ('x'):rep(2^30) return #s > 0", "over the memory cap (16 MiB)" },
-    { "doubling", "local s = 'x' for i = 1, 40 do s = s .. s end return #s > 0", "over the memory cap (16 MiB)" },
+    { "doubling", "local s = 'x' for i = 1, 40 do s = s .. s end return #s > 0",
+      "over the memory cap (16 MiB)" },
     { "tables", "local t = {} for i = 1, 1e9 do t[i] = {} end", "stopped: over the" },
     { "pattern", "return string.find(('a'):rep(40), ('a*'):rep(12) .. 'b')",
       "string.find: this pattern over a subject of 40 bytes may take up to" },
     { "pattern-method", "return (('a'):rep(40)):match(('a*'):rep(12) .. 'b')", "string.match: this pattern" },
     { "gmatch", "for w in (('a'):rep(400)):gmatch('a-a-a-b') do end", "string.gmatch: this pattern" },
-    { "empty-rep", "return #(''):rep(1e15) == 0 and #('x'):rep(1e15, '') > 0", "string.rep: the result would not fit" },
+    { "empty-rep", "return #(''):rep(1e15) == 0 and #('x'):rep(1e15, '') > 0",
+      "string.rep: the result would not fit" },
     -- (#t is 2^40 here: table.insert and table.remove in C would shift for hours)
     { "insert", "local t = {} for i = 40, 0, -1 do t[1 << i] = 1 end table.insert(t, 1, 0)",
       "stopped: over the instruction budget" },
@@ -70,7 +72,8 @@ describe("rules files #memory", function()
     { "load", "return load('return 1')()", "attempt to call a nil value (global 'load')" },
     { "dump", "return string.dump(function() end)", "attempt to call a nil value (field 'dump')" },
     { "dump-method", "return ('x'):dump()", "attempt to call a nil value (method 'dump')" },
-    { "collectgarbage", "return collectgarbage('count')", "attempt to call a nil value (global 'collectgarbage')" },
+    { "collectgarbage", "return collectgarbage('count')",
+      "attempt to call a nil value (global 'collectgarbage')" },
     { "debug", "return debug.getinfo(1)", "attempt to index a nil value (global 'debug')" },
     { "setmetatable", "return setmetatable({}, {})", "attempt to call a nil value (global 'setmetatable')" },
     { "write-event", "event.payload.user.id = 1 return true", "attempt to change a read-only table" },
@@ -86,7 +89,8 @@ describe("rules files #memory", function()
       local path = rules_file(([[
   { name = "joined", on = "enrollment.created", xp = 5 },
   { name = %q, on = "enrollment.created", xp = 1, when = function(event, player) %s end },
-  { name = "lesson", on = "lesson.completed", xp = 2, when = function(event) return event.payload.lesson.id > 0 end },]]):format(name, code))
+  { name = "lesson", on = "lesson.completed", xp = 2,
+    when = function(event) return event.payload.lesson.id > 0 end },]]):format(name, code))
       local q = quests(path)
       finally(function() q:close() end)
       local router = engines.router()
@@ -112,7 +116,8 @@ describe("rules files #memory", function()
       assert.are.equal(4, assert(q:player(100001, 4)).xp)
       assert.is_true(within(state:memory(true), sandbox_before, 0.10),
         ("sandbox: %d bytes, %d before"):format(state:memory(true), sandbox_before))
-      assert.is_true(within(lua_kb(), lua_before, 0.10), ("Lua: %.0f KiB, %.0f before"):format(lua_kb(), lua_before))
+      assert.is_true(within(lua_kb(), lua_before, 0.10),
+        ("Lua: %.0f KiB, %.0f before"):format(lua_kb(), lua_before))
       if not VALGRIND then
         assert.is_true(within(rss(), rss_before, 0.10), ("RSS: %d KiB, %d before"):format(rss(), rss_before))
       end
@@ -144,7 +149,7 @@ describe("rules files #memory", function()
     assert.are.same({ 3, 4 }, { r[1].xp, r[2].xp })
   end)
 
-  it("sends an event whose rule is stopped through the inbox's retries, then dead, while others go on", function()
+  it("sends an event whose rule is stopped through the inbox's retries, then dead; others go on", function()
     local path = rules_file([[
   { name = "joined", on = "enrollment.created", xp = 5 },
   { name = "trap", on = "lesson.completed", xp = 1,
@@ -190,7 +195,8 @@ describe("rules files #memory", function()
     refused(string.dump(function() return {} end), "attempt to load a binary chunk")
     refused("while true do end", "stopped: over the instruction budget")
     refused("return 5", "rules must be a list of rules")
-    refused("return { { name = 'x', on = 'enrollment.created', xp = 1, when = 5 } }", "when must be a function")
+    refused("return { { name = 'x', on = 'enrollment.created', xp = 1, when = 5 } }",
+      "when must be a function")
     refused(("-- x\n"):rep(300000), "a rules file may hold at most 1 MiB")
     local msg = helper.argerror(1, "quests", function() quests(dir .. "/missing.lua") end)
     assert.truthy(msg:find("No such file", 1, true), msg)

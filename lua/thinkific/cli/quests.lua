@@ -122,7 +122,9 @@ local function read_events(p, files)
     if not text then return nil, common.usage_error(p, PROG, path .. ": " .. tostring(err)) end
     local value
     value, err = thinkific.decode(text)
-    if value == nil then return nil, common.usage_error(p, PROG, path .. ": invalid JSON: " .. tostring(err)) end
+    if value == nil then
+      return nil, common.usage_error(p, PROG, path .. ": invalid JSON: " .. tostring(err))
+    end
     local list = (type(value) == "table" and value.resource == nil) and value or { value }
     for i, e in ipairs(list) do
       if type(e) ~= "table" or type(e.resource) ~= "string" or type(e.action) ~= "string"
@@ -144,8 +146,8 @@ local function result_text(r)
     return table.concat(lines)
   end
   for _, a in ipairs(r.awards) do
-    lines[#lines + 1] = ("  %-20s %+5d XP%s%s\n"):format(a.rule, a.xp, a.badge and ("  badge " .. a.badge) or "",
-      a.say and ("  " .. a.say) or "")
+    lines[#lines + 1] = ("  %-20s %+5d XP%s%s\n"):format(a.rule, a.xp,
+      a.badge and ("  badge " .. a.badge) or "", a.say and ("  " .. a.say) or "")
   end
   local level = r.level and r.old_level and r.level ~= r.old_level
     and ("  level %d -> %d"):format(r.old_level, r.level) or ""
@@ -201,7 +203,8 @@ local function course_of(quests, args)
     return nil
   end
   if not args.course or args.course == "" then
-    return nil, "--course ID required: the store's scope is \"course\" ('--course none': events without a course)"
+    return nil, "--course ID required: the store's scope is \"course\" ('--course none': events "
+      .. "without a course)"
   end
   if args.course == "none" then return require("thinkific").null end
   return id_arg(args.course)
@@ -254,12 +257,13 @@ local function log(p, args, quests)
     else
       local given = {}
       for j, a in ipairs(e.awards) do
-        given[j] = a.rule .. (a.xp ~= 0 and (" " .. ("%+d"):format(a.xp)) or "") .. (a.badge and (" badge " .. a.badge) or "")
+        given[j] = a.rule .. (a.xp ~= 0 and (" " .. ("%+d"):format(a.xp)) or "")
+          .. (a.badge and (" badge " .. a.badge) or "")
       end
       what = ("%s %s\t%+d XP\t%s"):format(e.event_id, e.topic, e.xp, table.concat(given, ", "))
     end
-    lines[i] = ("%s\tuser %s\tcourse %s\t%s\n"):format(at, tostring(e.user_id or "-"), tostring(e.course_id or "-"),
-      what)
+    lines[i] = ("%s\tuser %s\tcourse %s\t%s\n"):format(at, tostring(e.user_id or "-"),
+      tostring(e.course_id or "-"), what)
   end
   return output(args, require("thinkific").array(entries), table.concat(lines))
 end

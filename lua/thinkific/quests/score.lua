@@ -106,6 +106,18 @@ end
 ---------------------------------------------------------------------------------------------
 -- Claims.
 
+-- rows ordered by their keys (ids[i]: the text key of rows[i], all different). Every
+-- transaction takes its row locks in key order, so that two PostgreSQL workers claiming the
+-- same keys wait for each other instead of deadlocking.
+local function in_key_order(rows, ids)
+  local order = {}
+  for i = 1, #rows do order[i] = i end
+  table.sort(order, function(a, b) return ids[a] < ids[b] end)
+  local out = {}
+  for i, j in ipairs(order) do out[i] = rows[j] end
+  return out
+end
+
 -- Runs "INSERT … VALUES row, row … ending" over rows in chunks; the rows inserted.
 local function insert_rows(db, into, columns, row, width, rows, ending)
   local n = 0
@@ -139,7 +151,7 @@ end
 -- batch claimed already (they are ours: a candidate for one of them has lost, with no need to
 -- ask the database).
 local function claim_awards(db, cands, taken)
-  local rows, asked = {}, {}
+  local rows, ids, asked = {}, {}, {}
   for _, c in ipairs(cands) do
     c.id = key(c.rule.name, c.key)
     c.won, c.awarded = false, false
@@ -147,10 +159,11 @@ local function claim_awards(db, cands, taken)
       taken[c.id] = true
       asked[#asked + 1] = c
       rows[#rows + 1] = { c.rule.name, c.key, c.entry, c.user, c.bucket, c.rule.xp, c.rule.badge, c.at }
+      ids[#ids + 1] = c.id
     end
   end
-  local n = insert_rows(db, "thinkific_quests_awards", store.AWARD_COLUMNS, store.AWARD_ROW, 8, rows,
-    store.AWARD_END)
+  local n = insert_rows(db, "thinkific_quests_awards", store.AWARD_COLUMNS, store.AWARD_ROW, 8,
+    in_key_order(rows, ids), store.AWARD_END)
   if n == #asked or n == 0 then
     for _, c in ipairs(asked) do c.won, c.awarded = n > 0, n > 0 end
     return
@@ -184,18 +197,26 @@ local function claim_slots(db, cands)
   end
 end
 
--- Claims the badges of the winners that give one, in order.
-local function claim_badges(db, cands)
-  local rows, claimed = {}, {}
+-- Claims the badges of the winners that give one, in order (held: the badges this batch
+-- claimed already, as claim_awards' taken).
+local function claim_badges(db, cands, held)
+  local rows, ids, claimed = {}, {}, {}
   for _, c in ipairs(cands) do
     if c.won and c.rule.badge then
-      claimed[#claimed + 1] = c
-      rows[#rows + 1] = { c.bucket, c.user, c.rule.badge, c.entry, c.rule.name, c.at }
+      local id = key(c.bucket, c.user, c.rule.badge)
+      if held[id] then
+        c.won = false
+      else
+        held[id] = true
+        claimed[#claimed + 1] = c
+        rows[#rows + 1] = { c.bucket, c.user, c.rule.badge, c.entry, c.rule.name, c.at }
+        ids[#ids + 1] = id
+      end
     end
   end
   if #rows == 0 then return end
-  local n = insert_rows(db, "thinkific_quests_badges", store.BADGE_COLUMNS, store.BADGE_ROW, 6, rows,
-    store.BADGE_END)
+  local n = insert_rows(db, "thinkific_quests_badges", store.BADGE_COLUMNS, store.BADGE_ROW, 6,
+    in_key_order(rows, ids), store.BADGE_END)
   if n == #rows then return end
   local keys, found = {}, {}
   for i, c in ipairs(claimed) do keys[i] = { c.bucket, c.user, c.rule.badge } end
@@ -214,7 +235,7 @@ local function flush(db, batch)
   batch.pending = {}
   claim_awards(db, cands, batch.taken)
   claim_slots(db, cands)
-  claim_badges(db, cands)
+  claim_badges(db, cands, batch.held)
   local void = {}
   for _, c in ipairs(cands) do
     if c.won then
@@ -324,13 +345,13 @@ end
 local function finish_batch(q, db, batch, results)
   flush(db, batch)
   if #batch.order == 0 then return end
-  local rows, users = {}, {}
+  local rows, users, ids = {}, {}, {}
   for i, p in ipairs(batch.order) do
     rows[i] = { p.bucket, p.user, p.name, p.name and p.name_at or 0, p.xp, p.reached_at }
-    users[i] = p.user
+    users[i], ids[i] = p.user, key(p.bucket, p.user)
   end
-  insert_rows(db, "thinkific_quests_players", store.PLAYER_COLUMNS, store.PLAYER_ROW, 6, rows,
-    store.PLAYER_END)
+  insert_rows(db, "thinkific_quests_players", store.PLAYER_COLUMNS, store.PLAYER_ROW, 6,
+    in_key_order(rows, ids), store.PLAYER_END)
   local totals = {}
   for first = 1, #users, 500 do
     for _, row in ipairs(db:query(store.PLAYERS_XP, { unpack(users, first, min(#users, first + 499)) })) do
@@ -351,7 +372,7 @@ local function finish_batch(q, db, batch, results)
 end
 
 local function new_batch()
-  return { players = {}, order = {}, pending = {}, taken = {} }
+  return { players = {}, order = {}, pending = {}, taken = {}, held = {} }
 end
 
 local function new_result(f, bucket)
@@ -365,23 +386,21 @@ end
 -- (batch tag), then scores those that were not logged before; results[i] for items[i], with
 -- .scored false for an event scored before.
 function _M.events(q, db, items, tag, now)
-  local rows = {}
+  local rows, ids = {}, {}
   for i, item in ipairs(items) do
     local f = item.facts
     rows[i] = { f.event_id, "event", f.topic, f.user or "", f.course or "", f.at, item.body, tag, now }
+    ids[i] = f.event_id
   end
-  local inserted = insert_rows(db, "thinkific_quests_log", store.LOG_COLUMNS, store.LOG_ROW, 9, rows,
-    store.LOG_END)
+  local inserted = insert_rows(db, "thinkific_quests_log", store.LOG_COLUMNS, store.LOG_ROW, 9,
+    in_key_order(rows, ids), store.LOG_END)
   local new = {}
   if inserted == #items then
     for _, item in ipairs(items) do new[item.facts.event_id] = true end
   elseif inserted > 0 then -- which ones: those this batch's tag logged
-    local ids = {}
-    for i, item in ipairs(items) do ids[i] = item.facts.event_id end
     for first = 1, #ids, CHUNK do
-      for _, row in ipairs(db:query(store.LOGGED_BY, { unpack(ids, first, min(#ids, first + CHUNK - 1)) }, tag)) do
-        new[row.entry] = true
-      end
+      local chunk = { unpack(ids, first, min(#ids, first + CHUNK - 1)) }
+      for _, row in ipairs(db:query(store.LOGGED_BY, chunk, tag)) do new[row.entry] = true end
     end
   end
   local batch, results, scored = new_batch(), {}, {}
