@@ -4,6 +4,7 @@
 -- --store or THINKIFIC_QUESTS (with its levels and scope), usage errors exit 2, and no output
 -- shows a store's password.
 local helper = require("spec.helper")
+local engines = require("spec.inbox_engines")
 local model = require("spec.quests_model")
 local thinkific = require("thinkific")
 
@@ -119,10 +120,11 @@ return {
     assert.truthy(err:find("list.json: entry 1 is not an event", 1, true), err)
   end)
 
-  describe("on a store", function()
+  -- board, player and log on both engines.
+  engines.each(function(engine)
     local url
     lazy_setup(function()
-      url = "sqlite:" .. dir .. "/store.db"
+      url = engine.fresh()
       local q = assert(thinkific.quests{ store = url, rules = model.RULES, levels = { 0, 20, 100 } })
       assert(q:score{
         model.event("b1", "enrollment.created", model.enrollment(1, 4), 10),
@@ -144,6 +146,7 @@ return {
         thinkific.decode(json))
       local code2, out2, err2 = run({ "quests", "board", "--course", "6", "--store", url })
       assert.are.same({ 0, "", "no players\n" }, { code2, out2, err2 })
+      engines.shows_none(out .. err .. json, engine.secrets)
     end)
 
     it("player and log", function()
@@ -165,6 +168,14 @@ return {
         entries[2])
       local _, all = run({ "quests", "log", "--json", "--limit", "2" }, { THINKIFIC_QUESTS = url })
       assert.are.equal(2, #thinkific.decode(all))
+    end)
+  end)
+
+  describe("on a SQLite store", function()
+    local url
+    lazy_setup(function()
+      url = "sqlite:" .. dir .. "/store.db"
+      assert(thinkific.quests{ store = url, rules = model.RULES }):close()
     end)
 
     it("needs a store, and --course under scope \"course\"", function()

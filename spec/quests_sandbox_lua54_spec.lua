@@ -42,6 +42,7 @@ describe("rules files #memory", function()
     return helper.write(dir, "rules" .. files .. ".lua", "return {\n" .. body .. "\n}\n")
   end
 
+  -- A quests object on rules file path, in a store of its own (SQLite unless opts.store).
   local function quests(path, opts)
     local o = { store = "sqlite:" .. dir .. "/q" .. files .. ".db", rules = path }
     for k, v in pairs(opts or {}) do o[k] = v end
@@ -83,46 +84,85 @@ describe("rules files #memory", function()
     { "library", "string.find = nil return true", "attempt to change a read-only table" },
   }
 
-  for _, case in ipairs(HOSTILE) do
-    local name, code, says = case[1], case[2], case[3]
-    it("stops a rule that does '" .. name .. "' within a second, names it, and writes nothing", function()
-      local path = rules_file(([[
-  { name = "joined", on = "enrollment.created", xp = 5 },
-  { name = %q, on = "enrollment.created", xp = 1, when = function(event, player) %s end },
-  { name = "lesson", on = "lesson.completed", xp = 2,
-    when = function(event) return event.payload.lesson.id > 0 end },]]):format(name, code))
-      local q = quests(path)
-      finally(function() q:close() end)
+  -- The stop and its rollback, and the inbox's retries, on both engines.
+  engines.each(function(engine)
+    for _, case in ipairs(HOSTILE) do
+      local name, code, says = case[1], case[2], case[3]
+      it("stops a rule that does '" .. name .. "' within a second, names it, and writes nothing", function()
+        local path = rules_file(([[
+    { name = "joined", on = "enrollment.created", xp = 5 },
+    { name = %q, on = "enrollment.created", xp = 1, when = function(event, player) %s end },
+    { name = "lesson", on = "lesson.completed", xp = 2,
+      when = function(event) return event.payload.lesson.id > 0 end },]]):format(name, code))
+        local q = quests(path, { store = engine.fresh() })
+        finally(function() q:close() end)
+        local router = engines.router()
+        q:attach(router)
+        local event = model.event("h1", "enrollment.created", model.enrollment(1, 4), 10)
+        -- Warm up with an event the rule does not see (the first event loads the store's
+        -- pages), then measure.
+        assert.is_true((router:dispatch(model.event("h0", "lesson.completed", model.lesson(1, 4, 400), 5))))
+        local state = q.runner.state
+        local sandbox_before, lua_before, rss_before = state:memory(true), lua_kb(), rss()
+        local t0 = socket.gettime()
+        local ok, errs = router:dispatch(event)
+        local took = socket.gettime() - t0
+        assert.is_false(ok)
+        assert.truthy(errs[1]:find("rule '" .. name .. "': ", 1, true), errs[1])
+        assert.truthy(errs[1]:find(says, 1, true), errs[1])
+        assert.is_true(took < SECOND, ("took %.3f s"):format(took))
+        -- Nothing of the event was written: not even the first rule's award.
+        assert.are.equal(2, assert(q:player(100001, 4)).xp)
+        assert.are.same({ "h0" }, { assert(q:log{})[1].event_id, assert(q:log{})[2] })
+        -- The same sandbox goes on with other events, and its memory came back.
+        assert.is_true((router:dispatch(model.event("h2", "lesson.completed", model.lesson(1, 4, 401), 20))))
+        assert.are.equal(4, assert(q:player(100001, 4)).xp)
+        assert.is_true(within(state:memory(true), sandbox_before, 0.10),
+          ("sandbox: %d bytes, %d before"):format(state:memory(true), sandbox_before))
+        assert.is_true(within(lua_kb(), lua_before, 0.10),
+          ("Lua: %.0f KiB, %.0f before"):format(lua_kb(), lua_before))
+        if not VALGRIND then
+          assert.is_true(within(rss(), rss_before, 0.10),
+            ("RSS: %d KiB, %d before"):format(rss(), rss_before))
+        end
+      end)
+    end
+
+    it("sends an event whose rule is stopped through the inbox's retries, then dead; others go on", function()
+      local path = rules_file([[
+    { name = "joined", on = "enrollment.created", xp = 5 },
+    { name = "trap", on = "lesson.completed", xp = 1,
+      when = function(event) if event.payload.lesson.id == 99 then while true do end end return true end },]])
+      local url = engine.fresh()
+      local q = quests(path, { store = url })
       local router = engines.router()
       q:attach(router)
-      local event = model.event("h1", "enrollment.created", model.enrollment(1, 4), 10)
-      -- Warm up with an event the rule does not see (the first event loads the store's
-      -- pages), then measure.
-      assert.is_true((router:dispatch(model.event("h0", "lesson.completed", model.lesson(1, 4, 400), 5))))
-      local state = q.runner.state
-      local sandbox_before, lua_before, rss_before = state:memory(true), lua_kb(), rss()
-      local t0 = socket.gettime()
-      local ok, errs = router:dispatch(event)
-      local took = socket.gettime() - t0
-      assert.is_false(ok)
-      assert.truthy(errs[1]:find("rule '" .. name .. "': ", 1, true), errs[1])
-      assert.truthy(errs[1]:find(says, 1, true), errs[1])
-      assert.is_true(took < SECOND, ("took %.3f s"):format(took))
-      -- Nothing of the event was written: not even the first rule's award.
-      assert.are.equal(2, assert(q:player(100001, 4)).xp)
-      assert.are.same({ "h0" }, { assert(q:log{})[1].event_id, assert(q:log{})[2] })
-      -- The same sandbox goes on with other events, and its memory came back.
-      assert.is_true((router:dispatch(model.event("h2", "lesson.completed", model.lesson(1, 4, 401), 20))))
-      assert.are.equal(4, assert(q:player(100001, 4)).xp)
-      assert.is_true(within(state:memory(true), sandbox_before, 0.10),
-        ("sandbox: %d bytes, %d before"):format(state:memory(true), sandbox_before))
-      assert.is_true(within(lua_kb(), lua_before, 0.10),
-        ("Lua: %.0f KiB, %.0f before"):format(lua_kb(), lua_before))
-      if not VALGRIND then
-        assert.is_true(within(rss(), rss_before, 0.10), ("RSS: %d KiB, %d before"):format(rss(), rss_before))
+      local inbox = engines.inbox(url, router, { max_attempts = 2, backoff = { base = 0.01, max = 0.02 } })
+      finally(function()
+        inbox:close()
+        q:close()
+      end)
+      local good1 = model.event("g1", "enrollment.created", model.enrollment(1, 4), 10)
+      local bad = model.event("b1", "lesson.completed", model.lesson(1, 4, 99), 20)
+      local good2 = model.event("g2", "lesson.completed", model.lesson(1, 4, 98), 30)
+      -- router:handle answers 500 for it (Thinkific would deliver it again).
+      assert.are.equal(500, (router:handle(model.delivery(bad, engines.SECRET))))
+      for _, e in ipairs({ good1, bad, good2 }) do
+        assert.are.equal(200, (inbox:accept(model.delivery(e, engines.SECRET))))
       end
+      assert.are.equal(3, assert(inbox:work{ limit = 3 }))
+      local item = assert(inbox:get("b1"))
+      assert.are.equal("retrying", item.state)
+      assert.truthy(item.last_error:find("rule 'trap': stopped: over the instruction budget", 1, true),
+        item.last_error)
+      assert.is_true(helper.wait_until(function()
+        inbox:work{}
+        return inbox:get("b1").state == "dead"
+      end, 5 * SECOND))
+      assert.are.equal(2, inbox:stats().done)
+      assert.are.equal(6, assert(q:player(100001, 4)).xp) -- good1 and good2, never b1
     end)
-  end
+  end)
 
   it("gives rules what they need: read-only views to read and iterate, the safe libraries", function()
     local path = rules_file([[
@@ -147,41 +187,6 @@ describe("rules files #memory", function()
     local r = assert(q:score{ model.event("r1", "lesson.completed", model.lesson(1, 4, 401), 10),
       model.event("r2", "enrollment.created", model.enrollment(1, 4), 20) })
     assert.are.same({ 3, 4 }, { r[1].xp, r[2].xp })
-  end)
-
-  it("sends an event whose rule is stopped through the inbox's retries, then dead; others go on", function()
-    local path = rules_file([[
-  { name = "joined", on = "enrollment.created", xp = 5 },
-  { name = "trap", on = "lesson.completed", xp = 1,
-    when = function(event) if event.payload.lesson.id == 99 then while true do end end return true end },]])
-    local url = "sqlite:" .. dir .. "/inbox.db"
-    local q = quests(path, { store = url })
-    local router = engines.router()
-    q:attach(router)
-    local inbox = engines.inbox(url, router, { max_attempts = 2, backoff = { base = 0.01, max = 0.02 } })
-    finally(function()
-      inbox:close()
-      q:close()
-    end)
-    local good1 = model.event("g1", "enrollment.created", model.enrollment(1, 4), 10)
-    local bad = model.event("b1", "lesson.completed", model.lesson(1, 4, 99), 20)
-    local good2 = model.event("g2", "lesson.completed", model.lesson(1, 4, 98), 30)
-    -- router:handle answers 500 for it (Thinkific would deliver it again).
-    assert.are.equal(500, (router:handle(model.delivery(bad, engines.SECRET))))
-    for _, e in ipairs({ good1, bad, good2 }) do
-      assert.are.equal(200, (inbox:accept(model.delivery(e, engines.SECRET))))
-    end
-    assert.are.equal(3, assert(inbox:work{ limit = 3 }))
-    local item = assert(inbox:get("b1"))
-    assert.are.equal("retrying", item.state)
-    assert.truthy(item.last_error:find("rule 'trap': stopped: over the instruction budget", 1, true),
-      item.last_error)
-    assert.is_true(helper.wait_until(function()
-      inbox:work{}
-      return inbox:get("b1").state == "dead"
-    end, 5 * SECOND))
-    assert.are.equal(2, inbox:stats().done)
-    assert.are.equal(6, assert(q:player(100001, 4)).xp) -- good1 and good2, never b1
   end)
 
   it("refuses a rules file that does not load, naming the file", function()
