@@ -4,7 +4,7 @@
 -- the scoring the same three calls: begin(event, player), when(rule) and finish().
 local core = require("thinkific.core")
 
-local type, tostring, xpcall, traceback = type, tostring, xpcall, debug.traceback
+local type, tostring, pcall = type, tostring, pcall
 local format = string.format
 
 local _M = {}
@@ -39,7 +39,7 @@ function Direct.begin() return true end
 function Direct.finish() end
 
 function Direct.when(_, rule, event, player)
-  local ok, result = xpcall(rule.when, traceback, event, player)
+  local ok, result = pcall(rule.when, event, player) -- (no traceback: an error is one line)
   if not ok then return nil, format("rule '%s': when failed: %s", rule.name, tostring(result)) end
   return result and true or false
 end

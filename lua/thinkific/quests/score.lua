@@ -20,7 +20,7 @@ local facts = require("thinkific.quests.facts")
 local levels = require("thinkific.quests.levels")
 
 local type, ipairs, error, tostring, setmetatable = type, ipairs, error, tostring, setmetatable
-local format, rep = string.format, string.rep
+local format, rep, gsub = string.format, string.rep, string.gsub
 local floor, huge, min = math.floor, math.huge, math.min
 local unpack = table.unpack or rawget(_G, "unpack")
 
@@ -30,6 +30,8 @@ local _M = {}
 -- answer for the caller (score and rebuild return nil, err).
 _M.Failure = {}
 local function fail(message)
+  -- On one line, as every error's message (a rule's own error text may hold line breaks).
+  message = (gsub(tostring(message), "%c+", " "))
   error(setmetatable({ message = message }, _M.Failure), 0)
 end
 
