@@ -80,10 +80,10 @@ end
 
 --- sql.is_text(s) -> whether s is UTF-8 without NUL bytes: what a string value may be.
 -- (SQLite's escaping stops at a NUL, PostgreSQL's refuses bad UTF-8: both would change it.)
+-- (utf8.len checks in C; a Lua pattern's class over a 1 KB body took 13 us, a third of a stored
+-- delivery's time, and every value passes here.)
 function _M.is_text(s)
   if find(s, "\0", 1, true) then return false end
-  -- (utf8.len, in C, before the pattern: a class pattern costs some 10 ns a byte, 6 us for a
-  -- webhook's envelope)
   if utf8_len then return utf8_len(s) ~= nil end
   if not find(s, "[\128-\255]") then return true end
   return valid_utf8(s)
