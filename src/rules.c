@@ -640,6 +640,11 @@ static void arm(Rules *r, int new_budget) {
   if (new_budget) r->left = r->budget;
 }
 
+/* The bytes S's collector counts as in use. */
+static size_t state_bytes(lua_State *S) {
+  return (size_t)lua_gc(S, LUA_GCCOUNT) * 1024 + (size_t)lua_gc(S, LUA_GCCOUNTB);
+}
+
 /* Runs f(job) protected on S within the budget (see arm). On success leaves f's results on S
  * and returns 0; on failure pushes onto L nil, the message, the kind ("instructions", "memory",
  * "error"), collects S's garbage and returns 3. */
@@ -664,9 +669,9 @@ static int run(lua_State *L, Rules *r, lua_CFunction f, Job *job, int results) {
   /* Each collection frees half of the call frames a deep recursion left: collect until the
    * state stops shrinking. */
   for (int i = 0; i < 64; i++) {
-    size_t used = r->used;
+    size_t used = state_bytes(S);
     lua_gc(S, LUA_GCCOLLECT);
-    if (r->used >= used) break;
+    if (state_bytes(S) >= used) break;
   }
 #ifdef __GLIBC__
   malloc_trim(0); /* what a stopped rule took goes back to the system, not only to malloc */
