@@ -2,7 +2,8 @@
 -- each working an inbox of its own: 1,000 enrollment events, every fifth delivered to both
 -- inboxes at once (so both workers score it at the same time), and 30 % delivered again later,
 -- to either inbox. Each player's XP and badges must be what the spec's own model computes from
--- the unique events.
+-- the unique events; after a restart of every process and a replay of every event, the boards
+-- are the same.
 local helper = require("spec.helper")
 local engines = require("spec.inbox_engines")
 local model = require("spec.quests_model")
@@ -58,22 +59,30 @@ describe("quests in two worker processes on one store", function()
         for _, w in ipairs(workers) do w:stop() end
         for _, inbox in ipairs(inboxes) do inbox:close() end
       end)
-      for k = 1, 2 do
-        workers[k] = process.start(string.format("lua5.4 %s %s %s %s 2", process.quote(WORKER),
-          process.quote(inbox_urls[k]), process.quote(quests_url), process.quote(engines.SECRET)),
-          { LUA_PATH_5_4 = path, LUA_CPATH_5_4 = cpath })
+      -- Starts the two workers (they exit once their inbox was idle for 2 s).
+      local function start_workers()
+        for k = 1, 2 do
+          if workers[k] then workers[k]:stop() end
+          workers[k] = process.start(string.format("lua5.4 %s %s %s %s 2", process.quote(WORKER),
+            process.quote(inbox_urls[k]), process.quote(quests_url), process.quote(engines.SECRET)),
+            { LUA_PATH_5_4 = path, LUA_CPATH_5_4 = cpath })
+        end
+        for _, w in ipairs(workers) do assert.are.equal("ready", w:first_line(30), w:stderr()) end
       end
-      for _, w in ipairs(workers) do assert.are.equal("ready", w:first_line(30), w:stderr()) end
+      local function wait_workers()
+        for _, w in ipairs(workers) do
+          assert.is_true(process.wait_exit(w:getpid(), 120), "a worker did not finish")
+          assert.are.equal("", w:stderr())
+        end
+      end
+      start_workers()
 
       for n, d in ipairs(deliveries) do
         local status = inboxes[d.inbox]:accept(model.delivery(d.event, engines.SECRET))
         assert.are.equal(200, status)
         if n % 50 == 0 then socket.sleep(0.01) end -- let the workers take turns with us
       end
-      for _, w in ipairs(workers) do
-        assert.is_true(process.wait_exit(w:getpid(), 120), "a worker did not finish")
-        assert.are.equal("", w:stderr())
-      end
+      wait_workers()
       for k, inbox in ipairs(inboxes) do
         local stats = inbox:stats()
         assert.are.same({ 0, 0, 0 }, { stats.pending, stats.retrying, stats.dead }, "inbox " .. k)
@@ -88,6 +97,21 @@ describe("quests in two worker processes on one store", function()
       finally(function() db:close() end)
       local logged = assert(db:first({ "SELECT count(*) AS n FROM thinkific_quests_log", n = "integer" }))
       assert.are.equal(EVENTS, logged.n)
+
+      -- Every process stopped; new workers, and every event replayed to both inboxes: the
+      -- boards are the same, and nothing was given twice.
+      local courses, boards = {}, {}
+      for k in pairs(want) do courses[tonumber(k:match("^(%d+):"))] = true end
+      local function board(course) return assert(quests:leaderboard{ course_id = course, limit = 1000 }) end
+      for course in pairs(courses) do boards[course] = board(course) end
+      assert.is_true(next(boards) ~= nil)
+      for _, inbox in ipairs(inboxes) do assert.is_true(assert(inbox:replay{}) > EVENTS / 3) end
+      start_workers()
+      wait_workers()
+      for course in pairs(boards) do
+        assert.are.same(board(course), boards[course], "course " .. course)
+      end
+      assert.are.same(want, model.stored(quests, want))
     end)
   end)
 end)
