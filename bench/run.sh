@@ -9,6 +9,9 @@
 #                           @octokit/webhooks' verifyAndReceive (bench/octokit_bench.mjs) when
 #                           Node 20+ is there
 #   bench/events_memory.lua what one get_events call of 10,000 ids holds beyond its results
+#   bench/quests_bench.lua  thinkific.quests (the example's 7 rules, SQLite) vs the example's
+#                           former in-memory handlers, events/s; rules from a sandboxed file vs
+#                           a table
 #   bench/receiver.sh       wrk against thinkific.ngx.serve in nginx, nginx's return 200 and
 #                           octokit's node middleware (needs make luajit and nginx's Lua module)
 #   bench/claim_stores.sh   wrk against the receiver with thinkific.ngx.redis_store (a private
@@ -28,7 +31,7 @@
 # LuaSocket, BENCH_DECODES (40000) for each decoder, BENCH_EVENTS (20000) for each receiver,
 # BENCH_EVENT_IDS (2000) ids per get_events call and BENCH_EVENT_CALLS (3) such calls for
 # each of the two parallel clients, BENCH_EVENT_CONCURRENCY (8), BENCH_MEMORY_IDS (10000) ids
-# for bench/events_memory.lua,
+# for bench/events_memory.lua, BENCH_QUESTS_EVENTS (2000) events per quests bench and round,
 # BENCH_SECONDS (2: the most one measurement may take in a round),
 # BENCH_PIN (1; 0: no pinning), BENCH_CPU (the CPU to pin to; default the first allowed),
 # BENCH_ANY_CPU (0; 1: also measure the client unpinned).
@@ -231,6 +234,8 @@ fi
 if [ -n "$OCTOKIT_SKIPPED" ]; then
   echo "note node comparison skipped: $OCTOKIT_SKIPPED" >>"$TMP/router.out"
 fi
+"$LUA" bench/quests_bench.lua "$TMP" "$ROUNDS" "${BENCH_QUESTS_EVENTS:-2000}" "$SECONDS_CAP" \
+  >"$TMP/quests.out"
 
 if grep -q '\[error\]\|\[crit\]\|\[alert\]\|\[emerg\]' "$TMP/error.log"; then
   echo "bench: nginx logged errors:" >&2
@@ -239,13 +244,13 @@ fi
 
 echo
 printf '%-38s %10s %10s %10s  %s\n' "measurement" "median" "min" "max" "unit"
-cat "$TMP/client.out" "$TMP/decode.out" "$TMP/router.out" | sed -n 's/^row //p'
+cat "$TMP/client.out" "$TMP/decode.out" "$TMP/router.out" "$TMP/quests.out" | sed -n 's/^row //p'
 echo
 printf '%-38s %8s %10s  %-9s  %s\n' "ratio" "median" "of medians" "rounds" "target"
-cat "$TMP/client.out" "$TMP/decode.out" "$TMP/router.out" | sed -n 's/^ratio //p'
+cat "$TMP/client.out" "$TMP/decode.out" "$TMP/router.out" "$TMP/quests.out" | sed -n 's/^ratio //p'
 echo "(median: of the per-round ratios, the verdict's figure; of medians: the ratio of the" \
   "rows' medians; rounds: the lowest and highest per-round ratio)"
-sed -n 's/^note //p' "$TMP/router.out"
+sed -n 's/^note //p' "$TMP/router.out" "$TMP/quests.out"
 
 # What one big get_events call holds beyond its results.
 echo

@@ -2,13 +2,15 @@
 --
 -- The quests below are the whole game. Each line is one rule: when Thinkific reports `on`
 -- (and the event matches `where` and `progress`, if given), the student gets `xp` points
--- and/or a `badge`. Edit them freely; the plumbing further down turns each rule into a
--- router filter and handler, and plays a few students' week against a local sandbox.
+-- and/or a `badge`. Edit them freely: thinkific.quests keeps the score in a store (here a
+-- SQLite file in a temporary directory), gives each award once whatever Thinkific delivers
+-- twice, and the plumbing further down plays a few students' week against a local sandbox.
 -- Run it from the source tree with
 --   sh scripts/run examples/enrollment_quests.lua
 
 -------------------------------------------------------------------------------------------
 -- THE QUESTS
+--   name      what the rule is called (each its own: it keys the awards)
 --   on        what happened: a Thinkific topic, or a list of them
 --   xp        experience points to give
 --   badge     a badge to give (a student gets each badge once)
@@ -20,22 +22,24 @@
 -------------------------------------------------------------------------------------------
 local QUESTS = {
   -- Joining, and each lesson finished (a lesson counts once: watching it again gives nothing).
-  { on = "enrollment.created",  xp = 5,  say = "joined the quest" },
-  { on = "lesson.completed",    xp = 10, say = "finished a lesson",  once_per = "lesson" },
-  { on = "lesson.completed",    xp = 15, say = "passed a quiz",      once_per = "lesson",
-                                where = { ["lesson.type"] = "Quiz" } },
+  { name = "joined", on = "enrollment.created", xp = 5, say = "joined the quest" },
+  { name = "lesson", on = "lesson.completed", xp = 10, say = "finished a lesson", once_per = "lesson" },
+  { name = "quiz", on = "lesson.completed", xp = 15, say = "passed a quiz", once_per = "lesson",
+    where = { ["lesson.type"] = "Quiz" } },
   -- A bonus for the very first lesson.
-  { on = "lesson.completed",    xp = 25, say = "first lesson bonus", once_per = "student" },
+  { name = "first-lesson", on = "lesson.completed", xp = 25, say = "first lesson bonus",
+    once_per = "student" },
   -- Badges on the way through a course.
-  { on = "enrollment.progress", xp = 20, badge = "Halfway Hero",     progress = 50 },
-  { on = { "enrollment.progress", "enrollment.completed" },
-                                xp = 50, badge = "Course Conqueror", progress = 100 },
+  { name = "halfway", on = "enrollment.progress", xp = 20, badge = "Halfway Hero", progress = 50 },
+  { name = "conqueror", on = { "enrollment.progress", "enrollment.completed" }, xp = 50,
+    badge = "Course Conqueror", progress = 100 },
   -- A badge of its own for finishing "Introduction to Webhooks" (course 4).
-  { on = "enrollment.completed",         badge = "Webhook Wizard",   where = { course_id = 4 } },
+  { name = "webhook-wizard", on = "enrollment.completed", badge = "Webhook Wizard",
+    where = { course_id = 4 } },
 }
 
 -------------------------------------------------------------------------------------------
--- The plumbing: rules to router handlers, a sandbox, a receiver, and a week of events.
+-- The plumbing: the game on a router, a sandbox, a receiver, and a week of events.
 -------------------------------------------------------------------------------------------
 local thinkific = require("thinkific")
 local sandbox = require("thinkific.sandbox")
@@ -43,93 +47,25 @@ local listen = require("thinkific.listen")
 
 local WAIT = 10   -- seconds we wait, at most, for one event to be delivered and handled
 
-local players = {}      -- user id -> { name, xp, badges = {…} }
-local given = {}        -- what a rule gave once already: "rule#:user[:lesson or course]" -> true
-local ran, rewarded     -- for the current delivery: the rules ran; one of them gave something
+local dir = os.tmpname()
+os.remove(dir)
+assert(os.execute("mkdir -m 700 '" .. dir .. "'"))
+local quests = assert(thinkific.quests{ store = "sqlite:" .. dir .. "/quests.db", rules = QUESTS })
+local ran, rewarded     -- for the current delivery: the router ran it; the game gave something
 
-local function player(user)
-  local p = players[user.id]
-  if not p then
-    p = { name = user.first_name, xp = 0, badges = {} }
-    players[user.id] = p
-  end
-  return p
-end
-
-local function field(t, path)
-  for key in path:gmatch("[^.]+") do
-    if type(t) ~= "table" then return nil end
-    t = t[key]
-  end
-  return t
-end
-
--- Course progress as a number. Thinkific sends percentage_completed as a string ("50.0");
--- a completed enrollment counts as 100 whatever it says ("100.0", or "1.0" in some sources).
-local function progress_of(event)
-  if event.action == "completed" and event.resource == "enrollment" then return 100 end
-  return tonumber(event.payload.percentage_completed) or 0
-end
-
--- The router filter of a rule: a table of field values when that is all it asks for,
--- a predicate when it also needs a progress threshold.
-local function filter_of(quest)
-  if not quest.progress then return quest.where end
-  return function(event)
-    for path, want in pairs(quest.where or {}) do
-      if field(event.payload, path) ~= want then return false end
-    end
-    return progress_of(event) >= quest.progress
-  end
-end
-
-local function handler_of(n, quest)
-  return function(event)
-    local user = event.payload.user
-    local p = player(user)
-    -- A progress rule pays once per course: when the threshold is first reached.
-    local once_per = quest.once_per or (quest.progress and "course")
-    if once_per then
-      local key = n .. ":" .. user.id
-      if once_per ~= "student" then
-        key = key .. ":" .. tostring(field(event.payload, once_per .. ".id"))
-      end
-      if given[key] then return end
-      given[key] = true
-    end
-    if quest.badge then
-      if p.badges[quest.badge] then return end
-      p.badges[quest.badge] = true
-      p.badges[#p.badges + 1] = quest.badge
-    end
-    p.xp = p.xp + (quest.xp or 0)
-    local news = {}
-    if quest.xp then news[#news + 1] = ("%+d XP"):format(quest.xp) end
-    if quest.say then news[#news + 1] = quest.say end
-    if quest.badge then news[#news + 1] = "badge: " .. quest.badge end
-    print(("      %-7s %s"):format(p.name, table.concat(news, ", ")))
-    rewarded = true
-  end
-end
+-- What the game announces: the player's first name, then what they got.
+quests:on_award(function(player, award)
+  local news = {}
+  if award.xp ~= 0 then news[#news + 1] = ("%+d XP"):format(award.xp) end
+  if award.say then news[#news + 1] = award.say end
+  if award.badge then news[#news + 1] = "badge: " .. award.badge end
+  print(("      %-7s %s"):format(player.name:match("^%S+"), table.concat(news, ", ")))
+  rewarded = true
+end)
 
 local sb <close> = sandbox.spawn{ port = 0 }
 local router = thinkific.router{ secret = sb.secret }
-local topics, seen = {}, {}
-local KEYS = { on = true, xp = true, badge = true, say = true, once_per = true, progress = true,
-  where = true }
-for n, quest in ipairs(QUESTS) do
-  for key in pairs(quest) do   -- a typo in a rule should not pass unnoticed
-    if not KEYS[key] then error(("quest %d: unknown key %q"):format(n, tostring(key))) end
-  end
-  router:on(quest.on, filter_of(quest), handler_of(n, quest))
-  for _, topic in ipairs(type(quest.on) == "table" and quest.on or { quest.on }) do
-    if not seen[topic] then
-      seen[topic] = true
-      topics[#topics + 1] = topic
-    end
-  end
-end
-
+quests:attach(router)
 router:on("*", function() ran = true end)
 local failures = 0
 router:on_error(function(err)
@@ -145,11 +81,11 @@ if not server then error(listen_err) end
 
 -- One webhook per topic the quests listen to, pointing at the receiver.
 local client <close> = thinkific.new{ api_key = sb.api_key, base_url = sb.url }
-for _, topic in ipairs(topics) do
+for _, topic in ipairs(quests.topics) do
   local webhook, err = client:create_webhook{ topic = topic, target_url = server.url }
   if not webhook then error(err) end
 end
-print(("Quests on %d topics, %d rules; sandbox %s, receiver %s"):format(#topics, #QUESTS,
+print(("Quests on %d topics, %d rules; sandbox %s, receiver %s"):format(#quests.topics, #QUESTS,
   sb.url, server.url))
 
 -- The course and its students, shaped like Thinkific's payloads (spec/fixtures/payloads).
@@ -241,17 +177,15 @@ for n, step in ipairs(WEEK) do
 end
 server:close()
 
--- The leaderboard: most experience first, then by name.
-local board = {}
-for _, p in pairs(players) do board[#board + 1] = p end
-table.sort(board, function(a, b)
-  if a.xp ~= b.xp then return a.xp > b.xp end
-  return a.name < b.name
-end)
+-- The leaderboard: most experience first (ties: who got there first), with each one's badges.
 print()
 print("Leaderboard")
-for rank, p in ipairs(board) do
-  local line = ("%2d. %-7s %4d XP  %s"):format(rank, p.name, p.xp, table.concat(p.badges, ", "))
+for _, row in ipairs(assert(quests:leaderboard{ course_id = COURSE.id })) do
+  local player = assert(quests:player(row.user_id, COURSE.id))
+  local line = ("%2d. %-7s %4d XP  %s"):format(row.rank, row.name:match("^%S+"), row.xp,
+    table.concat(player.badges, ", "))
   print((line:gsub("%s+$", "")))
 end
+quests:close()
+os.execute("rm -rf '" .. dir .. "'")
 if failures > 0 then os.exit(1, true) end

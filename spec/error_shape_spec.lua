@@ -7,7 +7,7 @@ local thinkific = require("thinkific")
 local core = require("thinkific.core")
 
 local KINDS = { network = true, timeout = true, tls = true, http = true, decode = true,
-  limit = true, encode = true, store = true }
+  limit = true, encode = true, store = true, rules = true }
 
 -- Asserts that err is an error of the shape API.md states; `what` names the call.
 local function assert_shape(err, what)
@@ -78,8 +78,24 @@ describe("the error convention", function()
     assert.are.equal("store", err.kind)
   end)
 
+  it("thinkific.quests: a store it cannot open, a rule that fails", function()
+    local err = assert_fails("quests", function()
+      return thinkific.quests{ store = "sqlite:/nonexistent/thinkific/quests.db" }
+    end)
+    assert.are.equal("store", err.kind)
+    local quests = assert(thinkific.quests{ store = "sqlite::memory:", rules = {
+      { name = "broken", on = "enrollment.created", xp = 1, when = function() error("no way") end } } })
+    err = assert_fails("quests:score", function()
+      return quests:score{ id = "1", resource = "enrollment", action = "created",
+        payload = { user = { id = 1 }, course_id = 4 } }
+    end)
+    quests:close()
+    assert.are.equal("rules", err.kind)
+    assert.truthy(err.message:find("rule 'broken'", 1, true), err.message)
+  end)
+
   it("covers every public name of the facade", function()
-    local cases = { decode = true, encode = true, new = true, inbox = true }
+    local cases = { decode = true, encode = true, new = true, inbox = true, quests = true }
     -- sign and verify only raise on misuse; the rest are values, constructors and checks.
     local never = { _VERSION = true, null = true, array = true, is_error = true, sign = true,
       verify = true, router = true, topics = true }

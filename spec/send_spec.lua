@@ -75,7 +75,8 @@ describe("core.send #memory", function()
     local took = core.now() - t0
     assert.is_nil(status)
     assert.are.same({ "timeout", true }, { err.kind, err.sent })
-    assert.is_true(took >= 0.3 and took < 2.5, "took " .. took .. " s")
+    -- (libcurl counts its timers in whole milliseconds: it may give up a fraction of one early)
+    assert.is_true(took >= 0.29 and took < 2.5, "took " .. took .. " s")
   end)
 
   it("raises for a header or a URL that could add a header line, and sends nothing", function()

@@ -15,5 +15,6 @@ TK_EXPORT int luaopen_thinkific_core(lua_State *L) {
   tk_client_open(L);
   tk_send_open(L);
   tk_hmac_open(L);
+  tk_rules_open(L);
   return 1;
 }

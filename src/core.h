@@ -25,6 +25,7 @@ void tk_transfer_open(lua_State *L);
 void tk_client_open(lua_State *L);
 void tk_send_open(lua_State *L);
 void tk_hmac_open(lua_State *L);
+void tk_rules_open(lua_State *L);
 
 /* error.c: pushes a new error table {kind = kind, message = message} with the error metatable. */
 void tk_push_error(lua_State *L, const char *kind, const char *message);

@@ -45,10 +45,14 @@ _M.commands = {
     summary = "run a Thinkific-compatible API server on loopback",
     run = function(argv) return require("thinkific.cli.sandbox").main(argv) end,
   },
+  quests = {
+    summary = "check or play a quests rules file; read a quests store",
+    run = function(argv) return require("thinkific.cli.quests").main(argv) end,
+  },
 }
 
 _M.ORDER = { "webhooks", "events", "topics", "sign", "verify", "deliver", "listen", "work", "inbox",
-  "sandbox" }
+  "sandbox", "quests" }
 
 local function usage(out)
   out:write("Usage: thinkific <command> [options]\n\nCommands:\n")

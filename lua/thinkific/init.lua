@@ -14,6 +14,7 @@ local _M = {
   new = client.new,
   router = require("thinkific.router").new,
   inbox = require("thinkific.inbox").new,
+  quests = require("thinkific.quests").new,
   topics = require("thinkific.topics"),
 }
 

@@ -364,6 +364,39 @@ local function literal(self, v)
   return nil, "cannot store a " .. t
 end
 
+-- A statement's text split at its placeholders, with the dialect's fragments in: { pieces, n }
+-- (n placeholders, n + 1 pieces), or nil and the name of a fragment the dialect lacks. Kept
+-- per dialect and text (at most COMPILED_MAX texts, then started afresh): the gsubs and a Lua
+-- call per `?` cost more than the values of a many-row insert.
+local COMPILED_MAX = 512
+
+local function compile(dialect, text)
+  local cache = dialect.compiled
+  local found = cache and cache[text]
+  if found then return found end
+  local fragments, missing = dialect.fragments, nil
+  local full = gsub(text, "{([%w_]+)}", function(name)
+    missing = not fragments[name] and name or missing
+    return fragments[name]
+  end)
+  if missing then return nil, missing end
+  local pieces, start = {}, 1
+  while true do
+    local at = find(full, "?", start, true)
+    pieces[#pieces + 1] = sub(full, start, (at or 0) - 1)
+    if not at then break end
+    start = at + 1
+  end
+  found = { pieces, #pieces - 1 }
+  if not cache or dialect.compiled_count >= COMPILED_MAX then
+    cache = {}
+    dialect.compiled, dialect.compiled_count = cache, 0
+  end
+  cache[text] = found
+  dialect.compiled_count = dialect.compiled_count + 1
+  return found
+end
+
 -- The SQL text of template with its values. template: a string, or a table { "SQL",
 -- column = type, … } (the types of its result columns); each `?` takes the next value (nil:
 -- NULL; a table: a list for IN (…)), each {name} the dialect's fragment. A `?` or `{` in the
@@ -372,27 +405,20 @@ end
 local function build(self, fname, template, ...)
   local text = type(template) == "table" and template[1] or template
   if type(text) ~= "string" then argerror(1, fname, "SQL text expected") end
-  local fragments, n = self._dialect.fragments, select("#", ...)
-  local missing
-  text = gsub(text, "{([%w_]+)}", function(name)
-    missing = not fragments[name] and name or missing
-    return fragments[name]
-  end)
-  if missing then argerror(1, fname, "no fragment {" .. missing .. "} in SQL text") end
-  -- (Checked here, not in gsub's callback: an argument error must be raised from Lua frames.)
-  local parts = {}
+  local compiled, missing = compile(self._dialect, text)
+  if not compiled then argerror(1, fname, "no fragment {" .. missing .. "} in SQL text") end
+  local pieces, count = compiled[1], compiled[2]
+  local n = select("#", ...)
+  if count ~= n then argerror(1, fname, format("%d values for %d placeholders", n, count)) end
+  if n == 0 then return pieces[1] end
+  -- The values in a table: select(i, ...) would copy the rest of them at each step.
+  local values, out = { ... }, { pieces[1] }
   for i = 1, n do
-    local part, why = literal(self, (select(i, ...)))
+    local part, why = literal(self, values[i])
     if not part then argerror(i + 1, fname, why) end
-    parts[i] = part
+    out[2 * i], out[2 * i + 1] = part, pieces[i + 1]
   end
-  local i = 0
-  text = gsub(text, "%?", function()
-    i = i + 1
-    return parts[i] or ""
-  end)
-  if i ~= n then argerror(1, fname, format("%d values for %d placeholders", n, i)) end
-  return text
+  return concat(out)
 end
 
 -- Result conversions by declared type: PostgreSQL gives text, SQLite its own types.
