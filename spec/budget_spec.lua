@@ -88,11 +88,12 @@ describe("the budget's sliding log", function()
   end)
 
   it("estimates the time of more requests from budget() (budget.time_for)", function()
+    -- 20 slots free now, 100 from 30 s on; then each serves one more a minute.
     local state = { limit = 120, remaining = 20, refill_at = 100 + 30, window = 60 }
-    assert.are.equal(0, budget.time_for(state, 20, 100))
-    assert.are.equal(30, budget.time_for(state, 21, 100))
-    assert.are.equal(30, budget.time_for(state, 140, 100))
-    assert.are.equal(90, budget.time_for(state, 141, 100))
+    local function t(n) return budget.time_for(state, n, 100) end
+    assert.are.same({ 0, 0, 30, 30, 60, 60, 90 }, { t(0), t(20), t(21), t(120), t(121), t(140), t(141) })
+    local fresh = { limit = 120, remaining = 120, refill_at = 100, window = 60 }
+    assert.are.equal(240, budget.time_for(fresh, 600, 100)) -- the 600th goes in the 5th minute
   end)
 end)
 

@@ -166,14 +166,15 @@ function Budget:state()
   return { limit = self.limit, remaining = remaining, refill_at = now + wait, window = self.window }
 end
 
---- budget.time_for(state, requests) -> seconds that `requests` more attempts need at least,
--- at the budget `state` (budget:state's table): those beyond what remains wait for the
--- refill, then for a window per limit more.
+--- budget.time_for(state, requests, [now]) -> the seconds until the last of `requests` more
+-- attempts may go, at the budget `state` (budget:state's table). Each slot serves one attempt a
+-- window: the free ones from now, the others from refill_at (the oldest's time stands for all).
 function _M.time_for(state, requests, now)
-  local beyond = requests - state.remaining
-  if beyond <= 0 then return 0 end
-  local refill = max(0, state.refill_at - (now or wall()))
-  return refill + (ceil(beyond / state.limit) - 1) * state.window
+  if requests <= 0 then return 0 end
+  local last = requests - 1
+  local slot, cycles = last % state.limit, (last - last % state.limit) / state.limit
+  local from = slot < state.remaining and 0 or max(0, state.refill_at - (now or wall()))
+  return from + cycles * state.window
 end
 
 function Budget:close()

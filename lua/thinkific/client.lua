@@ -268,6 +268,14 @@ function methods:list_webhooks(opts)
   return { items = body.items, meta = body.meta, next = next_of(body.meta) }
 end
 
+-- The number of webhooks the server says the account has (either pagination shape), or nil.
+local function total_of(meta)
+  if type(meta) ~= "table" then return nil end
+  local shape = type(meta.page) == "table" and meta.page or meta.pagination
+  local total = type(shape) == "table" and shape.total_items
+  return type(total) == "number" and total or nil
+end
+
 function methods:webhooks(opts)
   check_self(self, "webhooks")
   if opts ~= nil and type(opts) ~= "table" then
@@ -280,13 +288,13 @@ function methods:webhooks(opts)
   check_limit(limit, "webhooks")
   -- client_state raises now, not at the first step, on a closed client.
   local max_pages = client_state(self).max_pages
-  local items, i, cursor = nil, 0, nil
+  local items, i, cursor, total = nil, 0, nil, nil
   local done, seen, pages = false, {}, 0
   return function()
     while true do
       if items and i < #items then
         i = i + 1
-        return items[i]
+        return items[i], nil, total
       end
       if done then return nil end
       -- A server that gives a fresh cursor for ever would page for ever: bounded.
@@ -305,7 +313,7 @@ function methods:webhooks(opts)
         return false, err
       end
       items, i = page.items, 0
-      cursor = page.next
+      cursor, total = page.next, total_of(page.meta)
       if cursor == nil then
         done = true
       elseif seen[cursor] then -- a server that repeats a cursor would loop forever

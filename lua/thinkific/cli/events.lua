@@ -63,11 +63,14 @@ function _M.main(argv, getenv)
   local api, astatus = common.api(PROG, args.ca_file, getenv)
   if not api then return astatus end
   local client = api.client
+  common.announce(PROG, client, #ids)
   local reporter = common.progress()
   local progress -- only when shown: it makes get_events work in slices
   if reporter.active then
+    local pace = common.pace(client)
     progress = function(done, total)
-      reporter.show(string.format("events fetched: %d/%d", done, total), done == total)
+      reporter.show(string.format("events fetched: %d/%d%s", done, total, pace(total - done)),
+        done == total)
     end
   end
   local ok, results, errs = pcall(client.get_events, client, ids,
