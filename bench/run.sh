@@ -13,6 +13,8 @@
 #                           octokit's node middleware (needs make luajit and nginx's Lua module)
 #   bench/claim_stores.sh   wrk against the receiver with thinkific.ngx.redis_store (a private
 #                           redis-server) and with thinkific.ngx.store, 2 nginx workers
+#   bench/rate_limit_bench.lua  a bulk get_events job against a sandbox that enforces a rate
+#                           limit: its time over the ideal the limit allows, and its 429s
 # in interleaved rounds and prints the medians, the ratios and whether each target is met.
 # Timing is never asserted: the exit status is non-zero only when something fails to run. The
 # Node comparison is optional: without node, or when npm cannot install the version pinned in
@@ -26,7 +28,9 @@
 # BENCH_EVENT_IDS (2000) ids per get_events call and BENCH_EVENT_CALLS (3) such calls for
 # each of the two parallel clients, BENCH_EVENT_CONCURRENCY (8), BENCH_MEMORY_IDS (10000) ids
 # for bench/events_memory.lua,
-# BENCH_SECONDS (2: the most one measurement may take in a round),
+# BENCH_SECONDS (2: the most one measurement may take in a round), and for the rate limit
+# BENCH_RATE_LIMIT (60 requests per window), BENCH_RATE_WINDOW (2 s; the contract's is 60),
+# BENCH_RATE_IDS (600), BENCH_RATE_PROCESSES (2),
 # BENCH_PIN (1; 0: no pinning), BENCH_CPU (the CPU to pin to; default the first allowed),
 # BENCH_ANY_CPU (0; 1: also measure the client unpinned).
 set -eu
@@ -255,3 +259,8 @@ sh bench/receiver.sh
 # The claim stores under wrk: Redis (several hosts) against the shared dict (one host).
 echo
 sh bench/claim_stores.sh
+
+# A bulk job under the rate limit: its time over the ideal, and the 429s.
+echo
+"$LUA" bench/rate_limit_bench.lua "${BENCH_RATE_LIMIT:-60}" "${BENCH_RATE_WINDOW:-2}" \
+  "${BENCH_RATE_IDS:-600}" "${BENCH_RATE_PROCESSES:-2}"

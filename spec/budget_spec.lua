@@ -90,8 +90,9 @@ describe("the budget's sliding log", function()
   it("estimates the time of more requests from budget() (budget.time_for)", function()
     -- 20 slots free now, 100 from 30 s on; then each serves one more a minute.
     local state = { limit = 120, remaining = 20, refill_at = 100 + 30, window = 60 }
-    local function t(n) return budget.time_for(state, n, 100) end
-    assert.are.same({ 0, 0, 30, 30, 60, 60, 90 }, { t(0), t(20), t(21), t(120), t(121), t(140), t(141) })
+    local function at(n) return budget.time_for(state, n, 100) end
+    assert.are.same({ 0, 0, 30, 30, 60, 60, 90 },
+      { at(0), at(20), at(21), at(120), at(121), at(140), at(141) })
     local fresh = { limit = 120, remaining = 120, refill_at = 100, window = 60 }
     assert.are.equal(240, budget.time_for(fresh, 600, 100)) -- the 600th goes in the 5th minute
   end)

@@ -39,6 +39,7 @@ describe("thinkific's rate limit settings #lua54", function()
     code, _, err = run({ "events", "get", "1" }, { THINKIFIC_RATE_LIMIT = "off",
       THINKIFIC_RATE_LIMIT_STORE = "sqlite:" .. dir .. "/budget.db" })
     assert.are.equal(2, code)
+    assert.matches("needs a rate limit", err)
     code, _, err = run({ "events", "get", "1" }, { THINKIFIC_RATE_LIMIT = "5",
       THINKIFIC_RATE_WINDOW = "0" })
     assert.are.equal(2, code)

@@ -23,8 +23,8 @@ local integer = require("thinkific.integer")
 
 local argerror = args.error
 local make_error = core.error
-local type, tostring, rawget, require, pcall = type, tostring, rawget, require, pcall
-local min, max, ceil = math.min, math.max, math.ceil
+local type, rawget, require, pcall = type, rawget, require, pcall
+local min, max = math.min, math.max
 
 local _M = {}
 

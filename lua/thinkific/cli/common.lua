@@ -401,8 +401,8 @@ end
 
 -- The pace of a job of `client` under its rate limit: pace(requests) -> the time those many
 -- more requests take at the current budget, as ", about 2 min 5 s left at 120/min" (", under a
--- second left at …"), or "" when the client has no limit or its store does not answer. Reads client:budget() at most once a
--- second (with a shared store, each read is a query).
+-- second left at …"), or "" when the client has no limit or its store does not answer. Reads
+-- client:budget() at most once a second (with a shared store, each read is a query).
 function _M.pace(client)
   local budget_mod = require("thinkific.budget")
   local now = require("thinkific.core").now
