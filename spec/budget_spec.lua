@@ -203,6 +203,27 @@ describe("the client's rate limit", function()
     assert.are.equal(12, sb:stats().requests)
   end)
 
+  it("keeps to the limit when requests arrive late (slots timed from their end)", function()
+    local limited = helper.sandbox{ port = 0, rate_limit = 2, rate_window = 1 }
+    finally(function() limited:stop() end)
+    -- Pairs of requests, every other pair reaching the server 0.35 s late (the sandbox counts a
+    -- request once its delay is over). Sent 0.7 s into a window, a late pair counts in the
+    -- next one, where the pair sent a window later must not arrive too.
+    for _ = 1, 2 do
+      assert(limited:fault{ path = "/api/v2/events", delay_ms = 350, count = 2 })
+      assert(limited:fault{ path = "/api/v2/events", delay_ms = 0, count = 2 })
+    end
+    local c = helper.client(limited, { rate_limit = 2, rate_window = 1, sleep = socket.sleep,
+      retries = 0 })
+    local ids = {}
+    for i = 1, 8 do ids[i] = limited.seeded_events[(i - 1) % #limited.seeded_events + 1] end
+    socket.sleep((1.7 - socket.gettime() % 1) % 1)
+    local results, errs = c:get_events(ids, { concurrency = 2 })
+    for i = 1, 8 do assert.is_table(results[i], tostring(errs[i])) end
+    assert.are.equal(0, limited:stats().rate_limited)
+    c:close()
+  end)
+
   it("takes a slot for each call through a custom transport", function()
     local log = {}
     local c = client{ rate_limit = 2, rate_window = 1, subdomain = "transport",
