@@ -23,7 +23,7 @@ local integer = require("thinkific.integer")
 
 local argerror = args.error
 local make_error = core.error
-local type, rawget, require, pcall = type, rawget, require, pcall
+local type, tostring, rawget, require, pcall = type, tostring, rawget, require, pcall
 local min, max = math.min, math.max
 
 local _M = {}
@@ -68,7 +68,10 @@ function _M.check_store(url, fname)
   if not (url:find("^sqlite:") or url:find("^postgres://") or url:find("^postgresql://")) then
     argerror(1, fname, "'rate_limit_store' must be \"sqlite:PATH\", \"postgres://…\" or \"ngx:DICT\"")
   end
-  require("thinkific.sql").parse(url, fname) -- raises for a malformed one
+  local ok, err = pcall(require("thinkific.sql").parse, url, fname)
+  if not ok then -- a malformed one: its reason, under this option's name
+    argerror(1, fname, "'rate_limit_store': " .. (tostring(err):match("%(store: (.*)%)$") or "invalid"))
+  end
   return { kind = "sql", url = url }
 end
 
