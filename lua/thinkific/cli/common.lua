@@ -66,11 +66,13 @@ function _M.parse(p, prog, argv)
   return args
 end
 
+-- The value of the variable `name`, nil when unset or empty.
 local function nonempty(getenv, name)
   local v = getenv(name)
   if v == "" then return nil end
   return v
 end
+_M.nonempty = nonempty
 
 -- The CA bundle variables, in the order the curl tool reads them (libcurl itself reads none).
 _M.ENV_CA_FILES = { "CURL_CA_BUNDLE", "SSL_CERT_FILE" }
@@ -237,36 +239,6 @@ function _M.send(opts, ca_option, getenv)
   return nil, string.format("%s %s: %s", opts.method, _M.shown_url(opts.url), why)
 end
 
--- The rate limit's settings from THINKIFIC_RATE_LIMIT (a number of requests per minute, or
--- off), THINKIFIC_RATE_LIMIT_STORE and THINKIFIC_RATE_WINDOW, as options of thinkific.new
--- ({ limit, store, window }: nil for the client's defaults), or nil and a usage error's message.
-local function rate_options(getenv, base_url)
-  local limit = nonempty(getenv, _M.ENV_RATE_LIMIT)
-  if limit == "off" then
-    limit = false
-  elseif limit then
-    limit = limit:find("^%d+$") and #limit <= 9 and tonumber(limit)
-    if not limit or limit < 1 then
-      return nil, _M.ENV_RATE_LIMIT .. " must be a number of requests per minute (1 or more), or off"
-    end
-    limit = math.tointeger(limit)
-  end
-  local store = nonempty(getenv, _M.ENV_RATE_LIMIT_STORE)
-  if store and (limit == false or (limit == nil
-      and not require("thinkific.budget").default_limit(base_url or "https://api.thinkific.com"))) then
-    return nil, string.format("%s needs a rate limit: set %s (there is no default against a "
-      .. "base URL other than Thinkific's API)", _M.ENV_RATE_LIMIT_STORE, _M.ENV_RATE_LIMIT)
-  end
-  local window = nonempty(getenv, _M.ENV_RATE_WINDOW)
-  if window then
-    window = tonumber(window)
-    if not window or not (window > 0 and window <= 60) then
-      return nil, _M.ENV_RATE_WINDOW .. " must be a number of seconds, over 0 and at most 60"
-    end
-  end
-  return { limit = limit, store = store, window = window }
-end
-
 -- The API session of a command: a client from THINKIFIC_API_KEY or THINKIFIC_ACCESS_TOKEN,
 -- THINKIFIC_SUBDOMAIN, THINKIFIC_BASE_URL and the CA bundle (_M.ca_file), as
 -- { client = c, explain = function(err) -> one line with a hint, fail = function(err) -> 1 }.
@@ -288,7 +260,7 @@ function _M.api(prog, ca_option, getenv)
   local ca_file, ca_from = _M.ca_file(ca_option, getenv)
   if ca_file == nil then return nil, _M.fail(prog, ca_from) end
   local base_url = nonempty(getenv, _M.ENV_BASE_URL)
-  local rate, bad_rate = rate_options(getenv, base_url)
+  local rate, bad_rate = require("thinkific.cli.rate_limit").options(getenv, base_url)
   if not rate then return nil, _M.usage_error(nil, prog, bad_rate) end
   local opts = { subdomain = nonempty(getenv, _M.ENV_SUBDOMAIN), base_url = base_url,
     ca_file = ca_file or nil, api_key = api_key, access_token = token,
@@ -386,50 +358,6 @@ function _M.progress(quiet)
     width = 0
   end
   return reporter
-end
-
--- "45 s", "2 min 5 s", "1 h 20 min": a duration as a person reads it (seconds rounded up).
-function _M.duration(seconds)
-  local s = math.ceil(seconds)
-  if s < 60 then return s .. " s" end
-  if s < 3600 then
-    return s % 60 == 0 and (s // 60 .. " min") or string.format("%d min %d s", s // 60, s % 60)
-  end
-  local m = (s + 59) // 60
-  return m % 60 == 0 and (m // 60 .. " h") or string.format("%d h %d min", m // 60, m % 60)
-end
-
--- The pace of a job of `client` under its rate limit: pace(requests) -> the time those many
--- more requests take at the current budget, as ", about 2 min 5 s left at 120/min" (", under a
--- second left at …"), or "" when the client has no limit or its store does not answer. Reads
--- client:budget() at most once a second (with a shared store, each read is a query).
-function _M.pace(client)
-  local budget_mod = require("thinkific.budget")
-  local now = require("thinkific.core").now
-  local state, read_at = nil, -math.huge
-  return function(requests)
-    if requests <= 0 then return "" end
-    if now() - read_at >= 1 then
-      state, read_at = client:budget(), now()
-    end
-    if not state then return "" end
-    local per = state.window == 60 and "/min" or string.format(" per %g s", state.window)
-    local seconds = budget_mod.time_for(state, requests)
-    return string.format(", %s left at %d%s", seconds < 1 and "under a second"
-      or "about " .. _M.duration(seconds), state.limit, per)
-  end
-end
-
--- Says on stderr, before a job of `requests` requests starts, when the client's rate limit
--- makes it take more than a minute: "thinkific events: 600 requests at 120/min: about 4 min".
-function _M.announce(prog, client, requests)
-  local state = client:budget()
-  if not state then return end
-  local seconds = require("thinkific.budget").time_for(state, requests)
-  if seconds <= 60 then return end
-  local per = state.window == 60 and "/min" or string.format(" per %g s", state.window)
-  io.stderr:write(string.format("%s: %d requests at %d%s: this takes about %s\n", prog,
-    requests, state.limit, per, _M.duration(seconds)))
 end
 
 return _M

@@ -2,6 +2,7 @@
 -- the credentials from the environment (see thinkific.cli.common).
 local argparse = require("argparse")
 local common = require("thinkific.cli.common")
+local rate_limit = require("thinkific.cli.rate_limit")
 local suggest = require("thinkific.cli.suggest")
 local sync_file = require("thinkific.cli.sync_file")
 local topics = require("thinkific.cli.topics")
@@ -117,7 +118,7 @@ local function pages_left(done, total, limit)
 end
 
 -- progress(done, total, stage) for client:sync_webhooks, shown by reporter with the time left
--- (pace: common.pace); `changes`: those still to apply after the reading. Counts the webhooks
+-- (pace: rate_limit.pace); `changes`: those still to apply after the reading. Counts the webhooks
 -- read in seen.read.
 local function sync_progress(reporter, pace, changes, seen)
   return function(done, total, stage)
@@ -153,7 +154,7 @@ local function sync(p, args, api)
   local desired, err = sync_file.load(args.file, args.allow_unknown_topic)
   if not desired then return common.usage_error(nil, PROG, err) end
   local client = api.client
-  local pace, seen = common.pace(client), { read = 0 }
+  local pace, seen = rate_limit.pace(client), { read = 0 }
   local function run(dry, changes)
     local reporter = common.progress()
     local ok, report, serr = pcall(client.sync_webhooks, client, desired,
@@ -171,7 +172,7 @@ local function sync(p, args, api)
   if not args.dry_run then
     -- Applying reads every page again, then makes the changes.
     local changes = #plan.created + #plan.deleted
-    common.announce(PROG, client, math.max(1, math.ceil(seen.read / 250)) + changes)
+    rate_limit.announce(PROG, client, math.max(1, math.ceil(seen.read / 250)) + changes)
     local rerr
     done, rerr = run(false, changes)
     if not done then
@@ -201,7 +202,7 @@ local function list(p, args, api)
   local all = require("thinkific").array()
   -- Text lines stream out as pages come: on a terminal they are the progress.
   local progress = common.progress(not args.json and common.is_tty(1))
-  local pace = common.pace(api.client)
+  local pace = rate_limit.pace(api.client)
   for webhook, err, total in api.client:webhooks{ limit = limit } do
     if not webhook then
       progress.finish()

@@ -7,7 +7,6 @@ local control = require("thinkific.sandbox.control")
 local faults_mod = require("thinkific.sandbox.faults")
 local store_mod = require("thinkific.sandbox.store")
 local deliveries_mod = require("thinkific.sandbox.deliveries")
-local rate_mod = require("thinkific.sandbox.rate")
 local options = require("thinkific.sandbox.options")
 local respond = require("thinkific.http.respond")
 
@@ -67,7 +66,8 @@ function _M.new(opts)
   self.url = self.root .. api.PREFIX
   self.store = store_mod.new()
   self.faults = faults_mod.new()
-  self.rate = opts.rate_limit and rate_mod.new(opts.rate_limit, opts.rate_window or 60)
+  self.rate = opts.rate_limit
+    and require("thinkific.sandbox.rate").new(opts.rate_limit, opts.rate_window or 60)
   self.stats = { requests = 0, connections = 0, active_connections = 0, peak_connections = 0,
     rate_limited = 0 }
   return self
