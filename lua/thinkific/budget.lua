@@ -36,8 +36,8 @@ _M.THINKIFIC_HOST = "api.thinkific.com"
 -- rounding would only find the slot still taken.
 local SLACK = 0.002
 
--- The longest a grant's slots are held while its attempts run. A store may take any slot that
--- frees later than MAX_LEASE + WINDOW from now for the mark of a clock set back.
+-- The longest a grant's slots are held while its attempts run. A slot said to free later than
+-- MAX_LEASE + WINDOW from now can only be the mark of a clock set back: a store may drop it.
 _M.MAX_LEASE = 600
 
 --- budget.default_limit(base_url) -> 120 for Thinkific's own API host, false for any other.
@@ -82,7 +82,7 @@ Budget.__index = Budget
 -- attempt_time: the longest one wave of attempts may take (the client's timeout).
 function _M.new(opts)
   local self = setmetatable({ limit = opts.limit, window = opts.window or _M.WINDOW,
-    attempt_time = opts.attempt_time, site = opts.site, spec = opts.store }, Budget)
+    attempt_time = opts.attempt_time }, Budget)
   local bound = { site = opts.site, limit = opts.limit, window = self.window }
   local spec = opts.store
   if not spec then
@@ -95,12 +95,12 @@ function _M.new(opts)
   return self
 end
 
--- The error of a store failure for each attempt it stopped, with the request it concerns.
-local function store_failure(err, method, path)
+--- budget.store_failure(err, method) -> the error of a store failure for each attempt it
+-- stopped (nothing was sent).
+function _M.store_failure(err, method)
   return make_error{ kind = "store", message = err.message, store = err.store, method = method,
-    path = path, sent = false }
+    sent = false }
 end
-_M.store_failure = store_failure
 
 --- budget:take(want, waves, sleep) -> { n, ticket } | nil, err
 -- Waits with sleep(seconds) until at least one slot is free, then takes up to `want`; their

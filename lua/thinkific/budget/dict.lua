@@ -59,8 +59,8 @@ function Store:take(want, lease)
     if ok then
       mine[#mine + 1] = key
       if #mine == want then break end
-    elseif err ~= "exists" then
-      self:finish({ keys = mine, id = id })
+    elseif err ~= "exists" then -- the dict failed (no memory): give back what was taken
+      for _, k in ipairs(mine) do dict:delete(k) end
       return nil, make_error{ kind = "store", store = "ngx:" .. self.name,
         message = ("ngx:%s: cannot take a slot: %s"):format(self.name, tostring(err)) }
     end
