@@ -203,6 +203,22 @@ describe("the client's rate limit", function()
     assert.are.equal(12, sb:stats().requests)
   end)
 
+  it("frees the slots of get_events' first wave a window after that wave, not the call", function()
+    -- Two waves of 8, each answered 0.3 s late: the first wave's slots are the oldest, and
+    -- free a window after the first wave's end, about 0.3 s before a window after the call's.
+    assert(sb:fault{ path = "/api/v2/events/", delay_ms = 300, count = 16 })
+    local c = client{ rate_limit = 16, subdomain = "waves" }
+    local ids = {}
+    for i = 1, 16 do ids[i] = sb.seeded_events[(i - 1) % #sb.seeded_events + 1] end
+    local results, errs = c:get_events(ids, { concurrency = 8 })
+    local ended = socket.gettime()
+    for i = 1, 16 do assert.is_table(results[i], tostring(errs[i])) end
+    local b = c:budget()
+    assert.are.equal(0, b.remaining)
+    assert.is_true(b.refill_at < ended + 60 - 0.15, tostring(b.refill_at - ended))
+    c:close()
+  end)
+
   it("keeps to the limit when requests arrive late (slots timed from their end)", function()
     local limited = helper.sandbox{ port = 0, rate_limit = 2, rate_window = 1 }
     finally(function() limited:stop() end)

@@ -102,11 +102,11 @@ function _M.store_failure(err, method)
     sent = false }
 end
 
---- budget:take(want, waves, sleep) -> { n, ticket } | nil, err
--- Waits with sleep(seconds) until at least one slot is free, then takes up to `want`; their
--- attempts run `waves` after one another (get_events: want / concurrency), for the lease.
-function Budget:take(want, waves, sleep)
-  local lease = min((waves or 1) * self.attempt_time + 1, _M.MAX_LEASE)
+--- budget:take(want, sleep) -> { n, ticket } | nil, err
+-- Waits with sleep(seconds) until at least one slot is free, then takes up to `want`, for
+-- attempts that run at once (one wave: the lease is one attempt's time).
+function Budget:take(want, sleep)
+  local lease = min(self.attempt_time + 1, _M.MAX_LEASE)
   while true do
     local n, x = self.store:take(want, lease)
     if n == nil then return nil, x end

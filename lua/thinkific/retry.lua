@@ -11,7 +11,7 @@ local response = core.response
 local make_error = core.error
 local is_error = core.is_error
 local budget_store_failure = require("thinkific.budget").store_failure
-local random, min, max, ceil = math.random, math.min, math.max, math.ceil
+local random, min, max = math.random, math.min, math.max
 
 local _M = {}
 
@@ -74,7 +74,7 @@ function _M.run(state, method, exchange, ...)
   while true do
     local grant, gerr
     if budget then
-      grant, gerr = budget:take(1, 1, sleep)
+      grant, gerr = budget:take(1, sleep)
       if not grant then
         gerr = budget_store_failure(gerr, method)
         gerr.attempts = attempt
@@ -98,15 +98,18 @@ function _M.run(state, method, exchange, ...)
   end
 end
 
--- attempt(pending, first, last) under a budget: the items go in grants of the slots free,
--- each waited for; `waves` items run at once. The values and errors of first..last in one
+-- attempt(pending, first, last) under a budget: the items go one wave at a time (at most
+-- `wave` items, the attempts that run at once), each wave in a grant of the slots free, waited
+-- for. A wave's slots are timed from its own end: one grant for many waves would hold the
+-- first wave's slots until the last wave ends, and every window of the job would last that
+-- much longer (doc/DESIGN.md, "The rate limit"). The values and errors of first..last in one
 -- list, and how many errors it holds; a store failure is the error of each item it stopped.
-local function budgeted(state, method, attempt, waves, sleep, pending, first, last)
+local function budgeted(state, method, attempt, wave, sleep, pending, first, last)
   local budget = state.budget
   local out, failures, at = nil, 0, first
   while at <= last do
-    local want = last - at + 1
-    local grant, err = budget:take(want, ceil(want / waves), sleep)
+    local want = min(last - at + 1, wave)
+    local grant, err = budget:take(want, sleep)
     if not grant then
       out = out or {}
       for j = at, last do out[j - first + 1] = budget_store_failure(err, method) end
@@ -114,7 +117,7 @@ local function budgeted(state, method, attempt, waves, sleep, pending, first, la
     end
     local part, bad = attempt(pending, at, at + grant.n - 1)
     budget:settle(grant, part, bad > 0 and grant.n or 0, state.max_retry_wait)
-    if at == first and grant.n == want then return part, bad end -- one grant for them all
+    if at == first and grant.n == last - first + 1 then return part, bad end -- one for all
     out = out or {}
     for k = 1, grant.n do out[at - first + k] = part[k] end
     failures, at = failures + bad, at + grant.n
@@ -128,10 +131,10 @@ end
 -- items pending[first..last] (in round 1, pending is nil: the items first..last themselves)
 -- and returns their values and errors in one list, and how many errors it holds. A round goes
 -- in slices of `slice` items; progress(done, n), if given, after each, done counting the
--- items settled (a value, or an error that will not be retried). waves: how many items one
--- attempt runs at once (for the budget's leases).
+-- items settled (a value, or an error that will not be retried). wave: how many items one
+-- attempt runs at once (under a budget, each wave takes its slots and settles them).
 -- Returns results, errs: results[i] the value or false, errs[i] the error (err.attempts set).
-function _M.rounds(state, method, n, slice, attempt, progress, waves)
+function _M.rounds(state, method, n, slice, attempt, progress, wave)
   local sleep, retries, cap = state.sleep or core.sleep, state.retries, state.max_retry_wait
   local results, errs = {}, {}
   local pending, count = nil, n
@@ -143,7 +146,7 @@ function _M.rounds(state, method, n, slice, attempt, progress, waves)
       local last = min(first + slice - 1, count)
       local out, failures
       if state.budget then
-        out, failures = budgeted(state, method, attempt, waves or 1, sleep, pending, first, last)
+        out, failures = budgeted(state, method, attempt, wave or 1, sleep, pending, first, last)
       else
         out, failures = attempt(pending, first, last)
       end
