@@ -245,9 +245,9 @@ local function pragma(conn, statement)
   return value
 end
 
--- Switches SQLite to WAL. A new database's switch needs its exclusive lock, and when two
--- connections switch at once SQLite answers one "database is locked" at once (a deadlock it
--- breaks), busy_timeout or not: tried again, a few ms apart, for up to busy_timeout.
+-- Switches SQLite to WAL. While another connection writes to a new database (two processes
+-- opening one store together), SQLite answers the switch "database is locked" at once,
+-- busy_timeout or not: tried again, a few ms apart, for up to busy_timeout.
 local function wal(conn, seconds)
   local deadline = core.now() + seconds
   while true do
