@@ -19,6 +19,8 @@
 #   bench/inbox_bench.lua   wrk against thinkific listen: --inbox on SQLite and PostgreSQL (with
 #                           and without group commit) against the in-memory router, and how fast
 #                           --workers 2 drain a sustained load (starts its own PostgreSQL)
+#   bench/rate_limit_bench.lua  a bulk get_events job against a sandbox that enforces a rate
+#                           limit: its time over the ideal the limit allows, and its 429s
 # in interleaved rounds and prints the medians, the ratios and whether each target is met.
 # Timing is never asserted: the exit status is non-zero only when something fails to run. The
 # Node comparison is optional: without node, or when npm cannot install the version pinned in
@@ -32,7 +34,10 @@
 # BENCH_EVENT_IDS (2000) ids per get_events call and BENCH_EVENT_CALLS (3) such calls for
 # each of the two parallel clients, BENCH_EVENT_CONCURRENCY (8), BENCH_MEMORY_IDS (10000) ids
 # for bench/events_memory.lua, BENCH_QUESTS_EVENTS (2000) events per quests bench and round,
-# BENCH_SECONDS (2: the most one measurement may take in a round),
+# BENCH_SECONDS (2: the most one measurement may take in a round), and for the rate limit
+# BENCH_RATE_LIMIT (120 requests per window), BENCH_RATE_WINDOW (2 s; the contract's is 60),
+# BENCH_RATE_IDS (1200), BENCH_RATE_PROCESSES (2), BENCH_RATE_LATENCY_MS (10: each event's
+# answer that much late in a second pass, for the network),
 # BENCH_PIN (1; 0: no pinning), BENCH_CPU (the CPU to pin to; default the first allowed),
 # BENCH_ANY_CPU (0; 1: also measure the client unpinned).
 set -eu
@@ -266,3 +271,8 @@ sh bench/claim_stores.sh
 # The durable inbox under wrk: thinkific listen --inbox against the in-memory router; draining.
 echo
 "$LUA" bench/inbox_bench.lua
+
+# A bulk job under the rate limit: its time over the ideal, and the 429s.
+echo
+"$LUA" bench/rate_limit_bench.lua "${BENCH_RATE_LIMIT:-120}" "${BENCH_RATE_WINDOW:-2}" \
+  "${BENCH_RATE_IDS:-1200}" "${BENCH_RATE_PROCESSES:-2}" "${BENCH_RATE_LATENCY_MS:-10}"

@@ -1,7 +1,8 @@
 -- Progress lines of the command line's long runs: shown on stderr only when it is a terminal
 -- (here a pseudo-terminal from util-linux's `script`), only once a run has taken a second,
--- and never when the output itself streams to that terminal. The sandbox's delay faults make
--- the runs long enough.
+-- and never when the output itself streams to that terminal; under a rate limit, with the time
+-- left at the current budget. The sandbox's delay faults, or the rate limit, make the runs long
+-- enough.
 local helper = require("spec.helper")
 local process = require("thinkific.sandbox.process")
 
@@ -14,8 +15,8 @@ describe("thinkific command line progress #lua54", function()
 
   -- Runs `thinkific <argv>` with stdin from the file `opts.stdin` (default /dev/null) and stdout
   -- to a file unless `opts.stdout_to_tty`. With `opts.tty`, stderr (and that stdout) is a
-  -- pseudo-terminal whose output is returned as `screen`. Returns status, stdout, screen or
-  -- stderr.
+  -- pseudo-terminal whose output is returned as `screen`; opts.env: more variables. Returns
+  -- status, stdout, screen or stderr.
   local function run(argv, opts)
     opts = opts or {}
     local out, err = dir .. "/out", dir .. "/err"
@@ -28,8 +29,8 @@ describe("thinkific command line progress #lua54", function()
       command = command .. " 2>" .. err
     end
     local exports = {}
-    for name, value in pairs(helper.cli_env{ THINKIFIC_API_KEY = API_KEY,
-      THINKIFIC_BASE_URL = sb.url, THINKIFIC_SUBDOMAIN = "acme" }) do
+    for name, value in pairs(helper.cli_env({ THINKIFIC_API_KEY = API_KEY,
+      THINKIFIC_BASE_URL = sb.url, THINKIFIC_SUBDOMAIN = "acme" }, opts.env)) do
       exports[#exports + 1] = value and ("export " .. name .. "=" .. process.quote(value) .. ";")
         or ("unset " .. name .. ";")
     end
@@ -102,5 +103,45 @@ describe("thinkific command line progress #lua54", function()
     assert.are.equal(0, code, screen)
     assert.matches("order%.created\thttps://example%.com/1", screen)
     assert.is_nil(screen:find("listed", 1, true))
+  end)
+
+  -- 5 requests a second (THINKIFIC_RATE_WINDOW: the window's seconds, for tests).
+  local RATE = { THINKIFIC_RATE_LIMIT = "5", THINKIFIC_RATE_WINDOW = "1" }
+
+  it("events get: the time left at the current budget, under a rate limit", function()
+    local ids = {}
+    for i = 1, 25 do ids[i] = sb.seeded_events[(i - 1) % #sb.seeded_events + 1] end
+    local file = helper.write(dir, "ids25", table.concat(ids, "\n") .. "\n")
+    -- 25 ids at 5 a second: the last goes after 4 s.
+    local code, out, screen = run({ "events", "get", "-" }, { tty = true, stdin = file, env = RATE })
+    assert.are.equal(0, code, screen)
+    assert.are.equal(25, select(2, out:gsub("\n", "")))
+    assert.matches("\revents fetched: %d+/25, about %d s left at 5 per 1 s", screen)
+    assert.matches("\revents fetched: 25/25 *\r?\n$", screen)
+  end)
+
+  it("webhooks list and sync: the time left, from the pages and changes to come", function()
+    local c = helper.client(sb)
+    for i = 1, 6 do
+      assert(c:create_webhook{ topic = "order.created", target_url = "https://example.com/" .. i })
+    end
+    c:close()
+    -- One a second: a line shows once a run has taken a second, and then at least two
+    -- requests are still to come, which take a second or more ("about", not "under a second").
+    local slow = { THINKIFIC_RATE_LIMIT = "1", THINKIFIC_RATE_WINDOW = "1" }
+    -- 6 pages of one: the last goes after 5 s.
+    local code, _, screen = run({ "webhooks", "list", "--limit", "1" }, { tty = true, env = slow })
+    assert.are.equal(0, code, screen)
+    assert.matches("\rwebhooks listed: %d, about %d s left at 1 per 1 s", screen)
+
+    local desired = {}
+    for i = 1, 4 do
+      desired[i] = string.format('{"topic": "lesson.completed", "target_url": "https://example.com/%d"}', i)
+    end
+    local file = helper.write(dir, "rate-desired.json", "[" .. table.concat(desired, ",") .. "]")
+    -- The plan's page, then the page again and 4 creations: the last goes after 5 s.
+    code, _, screen = run({ "webhooks", "sync", file }, { tty = true, env = slow })
+    assert.are.equal(0, code, screen)
+    assert.matches("\rchanges applied: %d/4, about %d s left at 1 per 1 s", screen)
   end)
 end)

@@ -61,7 +61,8 @@ local CLIENT_CASES = {
     return c:sync_webhooks({ { topic = "order.created", target_url = "https://example.com/h" } })
   end,
 }
-local CLIENT_NEVER_FAILS = { close = true }
+-- close cannot fail; budget fails only with its store (its case is below).
+local CLIENT_NEVER_FAILS = { close = true, budget = true }
 
 describe("the error convention", function()
   it("thinkific.decode and thinkific.encode", function()
@@ -105,6 +106,17 @@ describe("the error convention", function()
   describe("client methods", function()
     it("cover every public method", function()
       assert_covered(core.client_methods, CLIENT_CASES, CLIENT_NEVER_FAILS, "client")
+    end)
+
+    it("client:budget and the calls with a rate_limit_store it cannot open: kind store", function()
+      local c = thinkific.new{ api_key = "k", base_url = "http://127.0.0.1:" .. helper.closed_port()
+        .. "/api/v2", rate_limit = 5, rate_limit_store = "sqlite:/nonexistent/thinkific/budget.db",
+        retries = 0, sleep = function() end }
+      assert.are.equal("store", assert_fails("budget", function() return c:budget() end).kind)
+      for name, case in pairs(CLIENT_CASES) do
+        assert.are.equal("store", assert_fails(name, function() return case(c) end).kind, name)
+      end
+      c:close()
     end)
 
     it("over libcurl, with nothing listening: kind network, sent false", function()

@@ -255,7 +255,8 @@ helper.repo = SPEC_DIR .. "/.."
 -- specs has never leaks in.
 local CLI_VARIABLES = { "THINKIFIC_API_KEY", "THINKIFIC_ACCESS_TOKEN", "THINKIFIC_SUBDOMAIN",
   "THINKIFIC_BASE_URL", "THINKIFIC_WEBHOOK_SECRET", "THINKIFIC_SANDBOX_API_KEY",
-  "THINKIFIC_SANDBOX_SECRET", "SSL_CERT_FILE", "CURL_CA_BUNDLE", "LUA_INIT", "LUA_INIT_5_4" }
+  "THINKIFIC_SANDBOX_SECRET", "THINKIFIC_RATE_LIMIT", "THINKIFIC_RATE_LIMIT_STORE",
+  "THINKIFIC_RATE_WINDOW", "SSL_CERT_FILE", "CURL_CA_BUNDLE", "LUA_INIT", "LUA_INIT_5_4" }
 
 -- The environment for the command: the variables above unset, Lua 5.4's module paths, then
 -- each table of ... in turn (name -> value; false unsets).

@@ -86,7 +86,7 @@ describe("sandbox", function()
       for _ = 1, 3 do assert.are.equal(200, (c:request("GET", "/api/v2/webhooks"))) end
       local s = assert(sb:stats())
       assert.are.same({ requests = 3, connections = 1, active_connections = 1,
-        peak_connections = 1 }, s)
+        peak_connections = 1, rate_limited = 0 }, s)
       c:close()
       assert.is_true(helper.wait_until(function() return sb:stats().active_connections == 0 end, TIMEOUT))
     end)
@@ -108,7 +108,7 @@ describe("sandbox", function()
       assert.is_true(helper.wait_until(function() return sb:stats().active_connections == 0 end, TIMEOUT))
       s = assert(sb:reset_stats())
       assert.are.same({ requests = 0, connections = 0, active_connections = 0,
-        peak_connections = 0 }, s)
+        peak_connections = 0, rate_limited = 0 }, s)
     end)
 
     it("do not count control requests", function()

@@ -255,4 +255,36 @@ describe("thinkific.sql", function()
       end
     end)
   end)
+
+  describe("a new SQLite store another process is writing to", function()
+    local dir
+    helper.scratch_dir(function(d) dir = d end)
+
+    -- Switching a new database to WAL while another connection holds its write lock is
+    -- answered "database is locked" at once, whatever busy_timeout says (two processes that
+    -- open a new budget or inbox at once): open waits for the lock instead, within busy_timeout.
+    it("opens once the other's transaction ends, within busy_timeout #lua54", function()
+      local process = require("thinkific.sandbox.process")
+      local path = dir .. "/new.db"
+      local child = helper.write(dir, "hold.lua", [[
+        local env = require("luasql.sqlite3").sqlite3()
+        local conn = assert(env:connect(arg[1]))
+        assert(conn:execute("BEGIN IMMEDIATE"))
+        io.stdout:write("locked\n")
+        io.stdout:flush()
+        require("socket").sleep(0.3)
+        assert(conn:execute("ROLLBACK"))
+      ]])
+      local path5, cpath5 = helper.lua54_paths()
+      local holder = process.start("lua5.4 " .. process.quote(child) .. " " .. process.quote(path),
+        { LUA_PATH_5_4 = path5, LUA_CPATH_5_4 = cpath5 })
+      finally(function() holder:stop() end)
+      assert.are.equal("locked", holder:first_line(10), holder:stderr())
+      local ok, db, err = pcall(sql.open, "sqlite:" .. path, { busy_timeout = 5 })
+      assert.is_true(ok, tostring(db))
+      assert.is_table(db, tostring(err))
+      assert(db:migrate("lock_test", { { "CREATE TABLE t (a INTEGER)" } }))
+      db:close()
+    end)
+  end)
 end)

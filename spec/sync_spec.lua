@@ -121,7 +121,7 @@ describe("client:sync_webhooks #memory", function()
     assert_empty(again, "created", "deleted", "extra", "duplicates")
   end)
 
-  it("reports progress: each webhook read, then each change applied", function()
+  it("reports progress: each webhook read (of the total the server gives), then each change", function()
     create("order.created", url(1))
     create("lesson.completed", url(7))
     local calls = {}
@@ -129,10 +129,10 @@ describe("client:sync_webhooks #memory", function()
       calls[#calls + 1] = ("%s %d/%s"):format(stage, done, tostring(total))
     end
     assert(c:sync_webhooks(DESIRED, { prune = true, dry_run = true, progress = progress }))
-    assert.are.same({ "read 1/nil", "read 2/nil" }, calls)
+    assert.are.same({ "read 1/2", "read 2/2" }, calls)
     calls = {}
     assert(c:sync_webhooks(DESIRED, { prune = true, progress = progress }))
-    assert.are.same({ "read 1/nil", "read 2/nil", "apply 1/3", "apply 2/3", "apply 3/3" }, calls)
+    assert.are.same({ "read 1/2", "read 2/2", "apply 1/3", "apply 2/3", "apply 3/3" }, calls)
   end)
 
   it("without prune, extras and duplicates are reported and kept", function()

@@ -7,6 +7,7 @@ local core = require("thinkific.core")
 local retry = require("thinkific.retry")
 local sync = require("thinkific.sync")
 local integer = require("thinkific.integer")
+local budget_mod = require("thinkific.budget")
 local VERSION = require("thinkific.version")
 
 local methods = core.client_methods
@@ -37,6 +38,7 @@ local OPTION_TYPES = {
   max_retry_wait = "number", verify_tls = "boolean", ca_file = "string",
   user_agent = "string", transport = "function", sleep = "function",
   allow_blocking = "boolean", max_response_size = "number", max_pages = "number",
+  rate_limit = "number", rate_limit_store = "string", rate_window = "number",
 }
 
 -- Options that reach the wire (or name a file), checked for CR, LF and NUL.
@@ -52,6 +54,7 @@ local function check_options(opts)
     local want = OPTION_TYPES[k]
     if not want then argerror(1, "new", "unknown option '" .. tostring(k) .. "'") end
     local ok = type(v) == want or (want == "function" and callable(v))
+      or (k == "rate_limit" and v == false)
     if not ok then
       argerror(1, "new", ("option '%s' must be a %s, got %s"):format(k, want, type(v)))
     end
@@ -89,6 +92,33 @@ local function check_options(opts)
   if opts.max_retry_wait and opts.max_retry_wait < 0 then
     argerror(1, "new", "option 'max_retry_wait' must be >= 0")
   end
+  if opts.rate_limit ~= nil then budget_mod.check_limit(opts.rate_limit, "new") end
+  if opts.rate_window and not (opts.rate_window > 0 and opts.rate_window <= 60) then -- NaN too
+    argerror(1, "new", "option 'rate_window' must be a number of seconds, over 0 and at most 60")
+  end
+end
+
+-- The client's budget (thinkific.budget), or nil when it has no rate limit. Raises for a
+-- store URL that names no store, or a store for a client without a limit.
+local function budget_of(opts, base_url, timeout)
+  local limit = opts.rate_limit
+  if limit == nil then limit = budget_mod.default_limit(base_url) end
+  local store = opts.rate_limit_store
+  if not limit then
+    if store then
+      argerror(1, "new", "'rate_limit_store' needs a rate limit: give 'rate_limit' (there is no "
+        .. "default for a base_url other than Thinkific's API)")
+    end
+    return nil
+  end
+  local spec = store and budget_mod.check_store(store, "new")
+  if spec and spec.kind == "sql" and rawget(_G, "ngx") and not opts.allow_blocking then
+    argerror(1, "new", "inside nginx a SQL 'rate_limit_store' would block the worker: use "
+      .. "\"ngx:DICT\" (a lua_shared_dict), or allow_blocking = true on purpose")
+  end
+  return budget_mod.new{ limit = limit, window = opts.rate_window, store = spec,
+    attempt_time = timeout,
+    site = budget_mod.site(opts.subdomain, base_url, opts.api_key or opts.access_token) }
 end
 
 --- thinkific.new(opts) -> client
@@ -100,12 +130,15 @@ function _M.new(opts)
       .. "transport = require('thinkific.ngx').transport{ location = '/_thinkific' } "
       .. "(or allow_blocking = true on purpose, e.g. in init_by_lua))", 2)
   end
+  local base_url = (opts.base_url or DEFAULTS.base_url):gsub("/+$", "")
+  local timeout = opts.timeout or DEFAULTS.timeout
+  local budget = budget_of(opts, base_url, timeout)
   local client = new_client{
     authorization = "Bearer " .. (opts.api_key or opts.access_token),
     user_agent = opts.user_agent or DEFAULTS.user_agent, subdomain = opts.subdomain,
-    base_url = (opts.base_url or DEFAULTS.base_url):gsub("/+$", ""),
+    base_url = base_url,
     ca_file = opts.ca_file, verify_tls = opts.verify_tls ~= false,
-    timeout = opts.timeout or DEFAULTS.timeout,
+    timeout = timeout,
     connect_timeout = opts.connect_timeout or DEFAULTS.connect_timeout,
     max_response_size = opts.max_response_size or DEFAULTS.max_response_size,
   }
@@ -122,7 +155,20 @@ function _M.new(opts)
   state.retries = opts.retries or DEFAULTS.retries
   state.max_retry_wait = opts.max_retry_wait or DEFAULTS.max_retry_wait
   state.max_pages = opts.max_pages or DEFAULTS.max_pages
+  state.budget = budget
   return client
+end
+
+-- close() also lets go of the budget's store (a database connection); a closed client has no
+-- budget, so that its calls reach the C method's "closed" error.
+local c_close = methods.close
+function methods:close()
+  local state = states[self]
+  if state and state.budget then
+    state.budget:close()
+    state.budget = nil
+  end
+  return c_close(self)
 end
 
 local function check_self(self, fname)
@@ -130,6 +176,15 @@ local function check_self(self, fname)
   if type(mt) ~= "table" or mt.__index ~= methods then
     argerror(0, fname, ("thinkific.Client expected, got %s: call it with ':'"):format(type(self)))
   end
+end
+
+--- client:budget() -> { limit, remaining, refill_at, window } | false (no rate limit) | nil, err
+function methods:budget()
+  check_self(self, "budget")
+  local state = client_state(self) -- raises on a closed client
+  if not state.budget then return false end
+  local b, err = state.budget:state()
+  return b, err
 end
 
 local function check_id(id, n, fname)
@@ -213,6 +268,14 @@ function methods:list_webhooks(opts)
   return { items = body.items, meta = body.meta, next = next_of(body.meta) }
 end
 
+-- The number of webhooks the server says the account has (either pagination shape), or nil.
+local function total_of(meta)
+  if type(meta) ~= "table" then return nil end
+  local shape = type(meta.page) == "table" and meta.page or meta.pagination
+  local total = type(shape) == "table" and shape.total_items
+  return type(total) == "number" and total or nil
+end
+
 function methods:webhooks(opts)
   check_self(self, "webhooks")
   if opts ~= nil and type(opts) ~= "table" then
@@ -225,13 +288,13 @@ function methods:webhooks(opts)
   check_limit(limit, "webhooks")
   -- client_state raises now, not at the first step, on a closed client.
   local max_pages = client_state(self).max_pages
-  local items, i, cursor = nil, 0, nil
+  local items, i, cursor, total = nil, 0, nil, nil
   local done, seen, pages = false, {}, 0
   return function()
     while true do
       if items and i < #items then
         i = i + 1
-        return items[i]
+        return items[i], nil, total
       end
       if done then return nil end
       -- A server that gives a fresh cursor for ever would page for ever: bounded.
@@ -250,7 +313,7 @@ function methods:webhooks(opts)
         return false, err
       end
       items, i = page.items, 0
-      cursor = page.next
+      cursor, total = page.next, total_of(page.meta)
       if cursor == nil then
         done = true
       elseif seen[cursor] then -- a server that repeats a cursor would loop forever
@@ -308,10 +371,12 @@ function methods:get_event(id)
 end
 
 -- client:get_events(ids, opts) -> results, errs. With libcurl: the ids go over the multi
--- handle (_exchange_many) in the rounds of retry.rounds. With a custom transport: one call
--- after the other. opts.progress(done, total) is called as ids get their final answer; for
--- it, the ids of a round go to the multi handle in slices of PROGRESS_SLICE * concurrency (a
--- slice drains before the next starts, which costs a few percent, so only when asked).
+-- handle (_exchange_many) in the rounds of retry.rounds, which under a rate limit hands it only
+-- as many ids at a time as the budget has slots. With a custom transport: one call after the
+-- other. opts.progress(done, total) is called as ids get their final answer; for it, the ids
+-- of a round go to the multi handle in slices of PROGRESS_SLICE * concurrency (a slice drains
+-- before the next starts, which costs a few percent, so only when asked; under a rate limit,
+-- slices of `concurrency`).
 local exchange_many = methods._exchange_many
 local rounds = retry.rounds
 local PROGRESS_SLICE = 32
@@ -369,7 +434,10 @@ function methods:get_events(ids, opts)
     end
     return exchange_many(self, batch, concurrency)
   end
-  return rounds(state, "GET", n, progress and PROGRESS_SLICE * concurrency or n, attempt, progress)
+  -- Under a rate limit a slice is one wave: progress then follows the budget's pace.
+  local slice = n
+  if progress then slice = state.budget and concurrency or PROGRESS_SLICE * concurrency end
+  return rounds(state, "GET", n, slice, attempt, progress, concurrency)
 end
 
 return _M

@@ -236,17 +236,40 @@ local function driver_env(dialect)
   return env
 end
 
+-- Runs a PRAGMA and returns the first value of its answer (true when it has none).
+local function pragma(conn, statement)
+  local cur, err = conn:execute(statement)
+  if not cur then return nil, err end
+  if type(cur) == "number" then return true end
+  local value = cur:fetch()
+  cur:close() -- an open cursor would make conn:close() raise
+  if value == nil then return true end
+  return value
+end
+
+-- Switches SQLite to WAL. While another connection writes to a new database (two processes
+-- opening one store together), SQLite answers the switch "database is locked" at once,
+-- busy_timeout or not: tried again, a few ms apart, for up to busy_timeout.
+local function wal(conn, seconds)
+  local deadline = core.now() + seconds
+  while true do
+    local mode, err = pragma(conn, "PRAGMA journal_mode = WAL")
+    if mode or not find(tostring(err), "locked", 1, true) or core.now() >= deadline then
+      return mode, err
+    end
+    core.sleep(0.005)
+  end
+end
+
 -- The statements run on every new connection, and a check of their answers.
 local function setup(conn, target, opts)
   if target.engine == "sqlite" then
-    local ms = floor((opts.busy_timeout or _M.DEFAULT_BUSY_TIMEOUT) * 1000)
-    local ok, err = conn:execute(format("PRAGMA busy_timeout = %d", ms))
+    local seconds = opts.busy_timeout or _M.DEFAULT_BUSY_TIMEOUT
+    local ok, err = pragma(conn, format("PRAGMA busy_timeout = %d", floor(seconds * 1000)))
     if not ok then return nil, err end
-    local cur
-    cur, err = conn:execute("PRAGMA journal_mode = WAL")
-    if not cur then return nil, err end
-    local mode = cur:fetch()
-    cur:close()
+    local mode
+    mode, err = wal(conn, seconds)
+    if not mode then return nil, err end
     if mode ~= "wal" and mode ~= "memory" then
       return nil, "cannot switch to WAL mode (the directory must be writable)"
     end

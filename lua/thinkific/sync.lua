@@ -86,10 +86,10 @@ return function(client, desired, opts)
   local wanted = {}
   for _, d in ipairs(want) do wanted[d.key] = true end
   local present, remove, read = {}, {}, 0
-  for webhook, err in client:webhooks{ limit = 250 } do
+  for webhook, err, total in client:webhooks{ limit = 250 } do
     if not webhook then return fail(err, report) end
     read = read + 1
-    if progress then progress(read, nil, "read") end
+    if progress then progress(read, total, "read") end
     local key = key_of(webhook.topic, webhook.target_url)
     if key and wanted[key] then
       if present[key] then

@@ -6,36 +6,7 @@ local helper = require("spec.helper")
 local H = require("spec.nginx.harness")
 local thinkific = require("thinkific")
 
--- The pieces of doc/API.md: the variables the transport sets, and an internal location.
-local MAPS = [[
-  map "" $thinkific_uri { default ""; }
-  map "" $thinkific_host { default ""; }
-  map "" $thinkific_authorization { default ""; }
-  map "" $thinkific_accept { default ""; }
-  map "" $thinkific_content_type { default ""; }
-  map "" $thinkific_user_agent { default ""; }
-  map "" $thinkific_subdomain { default ""; }
-]]
-
-local function proxy_location(name, upstream, extra)
-  return ([[
-    location = %s {
-      internal;
-      proxy_pass http://%s$thinkific_uri;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_pass_request_headers off;
-      proxy_set_header Host $thinkific_host;
-      proxy_set_header Authorization $thinkific_authorization;
-      proxy_set_header Accept $thinkific_accept;
-      proxy_set_header Content-Type $thinkific_content_type;
-      proxy_set_header User-Agent $thinkific_user_agent;
-      proxy_set_header X-Auth-Subdomain $thinkific_subdomain;
-      proxy_buffering off;
-      %s
-    }
-]]):format(name, upstream, extra or "")
-end
+local MAPS, proxy_location = H.API_MAPS, H.api_location
 
 local FILTER = 'header_filter_by_lua_block { require("thinkific.ngx").header_filter() }'
 

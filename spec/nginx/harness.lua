@@ -388,6 +388,43 @@ function Nginx:parallel(reqs, timeout)
 end
 
 ------------------------------------------------------------------------------------------------
+-- The client inside nginx: the pieces of doc/API.md for thinkific.ngx.transport
+------------------------------------------------------------------------------------------------
+
+-- For the http block: the variables the transport sets.
+H.API_MAPS = [[
+  map "" $thinkific_uri { default ""; }
+  map "" $thinkific_host { default ""; }
+  map "" $thinkific_authorization { default ""; }
+  map "" $thinkific_accept { default ""; }
+  map "" $thinkific_content_type { default ""; }
+  map "" $thinkific_user_agent { default ""; }
+  map "" $thinkific_subdomain { default ""; }
+]]
+
+-- An internal location `name` that proxies the transport's subrequests to `upstream`; extra:
+-- more directives (a header filter, a timeout).
+function H.api_location(name, upstream, extra)
+  return ([[
+    location = %s {
+      internal;
+      proxy_pass http://%s$thinkific_uri;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_pass_request_headers off;
+      proxy_set_header Host $thinkific_host;
+      proxy_set_header Authorization $thinkific_authorization;
+      proxy_set_header Accept $thinkific_accept;
+      proxy_set_header Content-Type $thinkific_content_type;
+      proxy_set_header User-Agent $thinkific_user_agent;
+      proxy_set_header X-Auth-Subdomain $thinkific_subdomain;
+      proxy_buffering off;
+      %s
+    }
+]]):format(name, upstream, extra or "")
+end
+
+------------------------------------------------------------------------------------------------
 -- Counting what handlers did, and deliveries to count
 ------------------------------------------------------------------------------------------------
 

@@ -10,6 +10,10 @@ _M.ENV_ACCESS_TOKEN = "THINKIFIC_ACCESS_TOKEN"
 _M.ENV_SUBDOMAIN = "THINKIFIC_SUBDOMAIN"
 _M.ENV_BASE_URL = "THINKIFIC_BASE_URL"
 _M.ENV_SECRET = "THINKIFIC_WEBHOOK_SECRET"
+_M.ENV_RATE_LIMIT = "THINKIFIC_RATE_LIMIT"
+_M.ENV_RATE_LIMIT_STORE = "THINKIFIC_RATE_LIMIT_STORE"
+-- The rate limit's window in seconds instead of a minute: for tests (not in --help).
+_M.ENV_RATE_WINDOW = "THINKIFIC_RATE_WINDOW"
 
 -- Writes the parser's usage (p: an argparse parser, or nil) and "prog: message"; returns 2.
 -- argparse's own "Did you mean" line joins the message.
@@ -62,11 +66,13 @@ function _M.parse(p, prog, argv)
   return args
 end
 
+-- The value of the variable `name`, nil when unset or empty.
 local function nonempty(getenv, name)
   local v = getenv(name)
   if v == "" then return nil end
   return v
 end
+_M.nonempty = nonempty
 
 -- The CA bundle variables, in the order the curl tool reads them (libcurl itself reads none).
 _M.ENV_CA_FILES = { "CURL_CA_BUNDLE", "SSL_CERT_FILE" }
@@ -102,9 +108,11 @@ _M.CA_FILE_HELP = "The CA certificates to trust (PEM) over https: a private CA, 
 -- The variables a command that talks to the API reads, for its --help.
 _M.API_ENVIRONMENT = string.format("Environment:\n  %s or %s: the credential\n"
   .. "  %s: sent as X-Auth-Subdomain\n  %s: default https://api.thinkific.com/api/v2\n"
-  .. "  %s, else %s: a CA bundle, when --ca-file is not given",
+  .. "  %s, else %s: a CA bundle, when --ca-file is not given\n"
+  .. "  %s: requests per minute, or off (default 120 against Thinkific's API)\n"
+  .. "  %s: a budget shared with other processes (sqlite:PATH or postgres://...)",
   _M.ENV_API_KEY, _M.ENV_ACCESS_TOKEN, _M.ENV_SUBDOMAIN, _M.ENV_BASE_URL, _M.ENV_CA_FILES[1],
-  _M.ENV_CA_FILES[2])
+  _M.ENV_CA_FILES[2], _M.ENV_RATE_LIMIT, _M.ENV_RATE_LIMIT_STORE)
 
 -- The width command help is wrapped to.
 _M.HELP_WIDTH = 80
@@ -157,7 +165,8 @@ local function settings_error(raised, secrets, ca_from)
   end
   local option = reason:match("^'([%w_]+)'")
   local where = ({ base_url = _M.ENV_BASE_URL, subdomain = _M.ENV_SUBDOMAIN,
-    api_key = _M.ENV_API_KEY, access_token = _M.ENV_ACCESS_TOKEN, ca_file = ca_from })[option]
+    api_key = _M.ENV_API_KEY, access_token = _M.ENV_ACCESS_TOKEN, ca_file = ca_from,
+    rate_limit_store = _M.ENV_RATE_LIMIT_STORE })[option]
   return where and (where .. ": " .. reason) or reason
 end
 
@@ -251,14 +260,19 @@ function _M.api(prog, ca_option, getenv)
   local ca_file, ca_from = _M.ca_file(ca_option, getenv)
   if ca_file == nil then return nil, _M.fail(prog, ca_from) end
   local base_url = nonempty(getenv, _M.ENV_BASE_URL)
+  local rate, bad_rate = require("thinkific.cli.rate_limit").options(getenv, base_url)
+  if not rate then return nil, _M.usage_error(nil, prog, bad_rate) end
   local opts = { subdomain = nonempty(getenv, _M.ENV_SUBDOMAIN), base_url = base_url,
-    ca_file = ca_file or nil, api_key = api_key, access_token = token }
+    ca_file = ca_file or nil, api_key = api_key, access_token = token,
+    rate_limit = rate.limit, rate_limit_store = rate.store, rate_window = rate.window }
   local ok, client = pcall(require("thinkific").new, opts)
   if not ok then
     local secrets = { api_key or token }
     -- Everything up to the last '@' may be user info (a password can hold '/', '?', '#').
-    local userinfo = base_url and base_url:match("^%a[%w+.-]*://(.*)@")
-    if userinfo and userinfo ~= "" then secrets[2] = userinfo end
+    for _, url in ipairs{ base_url or "", rate.store or "" } do
+      local userinfo = url:match("^%a[%w+.-]*://(.*)@")
+      if userinfo and userinfo ~= "" then secrets[#secrets + 1] = userinfo end
+    end
     return nil, _M.usage_error(nil, prog, settings_error(client, secrets, ca_from))
   end
   local explain = explainer(api_key and _M.ENV_API_KEY or _M.ENV_ACCESS_TOKEN, base_url,

@@ -3,6 +3,7 @@
 -- exit status 1, without affecting the others.
 local argparse = require("argparse")
 local common = require("thinkific.cli.common")
+local rate_limit = require("thinkific.cli.rate_limit")
 
 local _M = {}
 
@@ -63,11 +64,14 @@ function _M.main(argv, getenv)
   local api, astatus = common.api(PROG, args.ca_file, getenv)
   if not api then return astatus end
   local client = api.client
+  rate_limit.announce(PROG, client, #ids)
   local reporter = common.progress()
   local progress -- only when shown: it makes get_events work in slices
   if reporter.active then
+    local pace = rate_limit.pace(client)
     progress = function(done, total)
-      reporter.show(string.format("events fetched: %d/%d", done, total), done == total)
+      reporter.show(string.format("events fetched: %d/%d%s", done, total, pace(total - done)),
+        done == total)
     end
   end
   local ok, results, errs = pcall(client.get_events, client, ids,

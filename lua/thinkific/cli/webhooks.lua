@@ -2,6 +2,7 @@
 -- the credentials from the environment (see thinkific.cli.common).
 local argparse = require("argparse")
 local common = require("thinkific.cli.common")
+local rate_limit = require("thinkific.cli.rate_limit")
 local suggest = require("thinkific.cli.suggest")
 local sync_file = require("thinkific.cli.sync_file")
 local topics = require("thinkific.cli.topics")
@@ -110,13 +111,24 @@ local function print_report(report, title, dry)
     dry and "to delete" or "deleted", #report.unchanged, #report.extra, #report.duplicates))
 end
 
--- progress(done, total, stage) for client:sync_webhooks, shown by reporter.
-local function sync_progress(reporter)
+-- The pages of `limit` webhooks still to read after `done` of `total` (nil: not known).
+local function pages_left(done, total, limit)
+  if not total then return 0 end
+  return math.max(0, math.ceil(total / limit) - math.ceil(done / limit))
+end
+
+-- progress(done, total, stage) for client:sync_webhooks, shown by reporter with the time left
+-- (pace: rate_limit.pace); `changes`: those still to apply after the reading. Counts the webhooks
+-- read in seen.read.
+local function sync_progress(reporter, pace, changes, seen)
   return function(done, total, stage)
+    if stage == "read" then seen.read = done end
+    if not reporter.active then return end
     if stage == "read" then
-      reporter.show("webhooks read: " .. done)
+      reporter.show("webhooks read: " .. done .. pace(pages_left(done, total, 250) + changes))
     else
-      reporter.show(string.format("changes applied: %d/%d", done, total), done == total)
+      reporter.show(string.format("changes applied: %d/%d%s", done, total, pace(total - done)),
+        done == total)
     end
   end
 end
@@ -142,22 +154,27 @@ local function sync(p, args, api)
   local desired, err = sync_file.load(args.file, args.allow_unknown_topic)
   if not desired then return common.usage_error(nil, PROG, err) end
   local client = api.client
-  local function run(dry)
+  local pace, seen = rate_limit.pace(client), { read = 0 }
+  local function run(dry, changes)
     local reporter = common.progress()
     local ok, report, serr = pcall(client.sync_webhooks, client, desired,
-      { dry_run = dry, prune = args.prune and true or false, progress = sync_progress(reporter) })
+      { dry_run = dry, prune = args.prune and true or false,
+        progress = sync_progress(reporter, pace, changes, seen) })
     reporter.finish()
     if not ok then return nil, nil, report end   -- raised: a bad FILE
     return report, serr
   end
-  local plan, perr, bad = run(true)
+  local plan, perr, bad = run(true, 0)
   if bad then return common.usage_error(p, PROG, args.file .. ": " .. tostring(bad)) end
   if not plan then return api.fail(perr) end
   if not args.json then print_report(plan, "plan:", true) end
   local done
   if not args.dry_run then
+    -- Applying reads every page again, then makes the changes.
+    local changes = #plan.created + #plan.deleted
+    rate_limit.announce(PROG, client, math.max(1, math.ceil(seen.read / 250)) + changes)
     local rerr
-    done, rerr = run(false)
+    done, rerr = run(false, changes)
     if not done then
       local report = type(rerr) == "table" and rerr.report
       if args.json and report then
@@ -185,7 +202,8 @@ local function list(p, args, api)
   local all = require("thinkific").array()
   -- Text lines stream out as pages come: on a terminal they are the progress.
   local progress = common.progress(not args.json and common.is_tty(1))
-  for webhook, err in api.client:webhooks{ limit = limit } do
+  local pace = rate_limit.pace(api.client)
+  for webhook, err, total in api.client:webhooks{ limit = limit } do
     if not webhook then
       progress.finish()
       return api.fail(err)
@@ -196,7 +214,9 @@ local function list(p, args, api)
       io.stdout:write(common.webhook_line(webhook), "\n")
       all[#all + 1] = true
     end
-    progress.show("webhooks listed: " .. #all)
+    if progress.active then
+      progress.show("webhooks listed: " .. #all .. pace(pages_left(#all, total, limit)))
+    end
   end
   progress.show("webhooks listed: " .. #all, true)
   progress.finish()

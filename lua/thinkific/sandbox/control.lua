@@ -17,7 +17,8 @@ local function is_loopback(addr)
 end
 
 local function stats_json(stats)
-  return json.object({ "requests", "connections", "active_connections", "peak_connections" }, stats)
+  return json.object({ "requests", "connections", "active_connections", "peak_connections",
+    "rate_limited" }, stats)
 end
 
 local function decode_body(req)

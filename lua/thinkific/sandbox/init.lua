@@ -20,6 +20,7 @@ local OPTIONS = {
   tls_cert = "string", tls_key = "string", lua = "string", timeout = "number",
   start_timeout = "number", subdomain = "string", delivery_attempts = "number",
   delivery_timeout = "number", delivery_backoff = "number", delivery_concurrency = "number",
+  rate_limit = "number", rate_window = "number",
 }
 
 -- Options handed to the child as command-line flags (option -> flag).
@@ -237,7 +238,7 @@ local function check_options(opts)
   if opts.port and (not is_integer(opts.port) or opts.port < 0 or opts.port > 65535) then
     error("bad argument #1 to 'spawn' (port must be an integer 0..65535)", 3)
   end
-  local delivery = {}
+  local delivery = { rate_limit = opts.rate_limit, rate_window = opts.rate_window }
   for _, f in ipairs(DELIVERY_FLAGS) do delivery[f[1]] = opts[f[1]] end
   local ok, why = options.check(delivery)
   if not ok then error("bad argument #1 to 'spawn' (" .. why .. ")", 3) end
@@ -248,7 +249,8 @@ end
 -- lua ("lua5.4", the interpreter to run), timeout (10: seconds for each control call),
 -- start_timeout (10: seconds to wait for the server to listen), and the delivery options
 -- subdomain ("sandbox"), delivery_attempts (5), delivery_timeout (5 s), delivery_backoff
--- (0.25 s, doubling), delivery_concurrency (32).
+-- (0.25 s, doubling), delivery_concurrency (32), and the rate limit: rate_limit (requests per
+-- site and minute: 429 beyond; nil: none) and rate_window (60 s; shorter for tests).
 -- Returns the sandbox object; raises when it cannot start, with the child's stderr.
 function _M.spawn(opts)
   opts = opts or {}
@@ -267,6 +269,14 @@ function _M.spawn(opts)
       args[#args + 1] = f[2]
       args[#args + 1] = type(v) == "number" and string.format("%.17g", v) or v
     end
+  end
+  if opts.rate_limit then
+    args[#args + 1] = "--rate-limit"
+    args[#args + 1] = string.format("%d/min", opts.rate_limit)
+  end
+  if opts.rate_window then
+    args[#args + 1] = "--rate-window"
+    args[#args + 1] = string.format("%.17g", opts.rate_window)
   end
   local literals = {}
   for i, a in ipairs(args) do literals[i] = string.format("%q", a) end

@@ -22,15 +22,21 @@ _M.DEFAULTS = {
 -- The longest single wait between attempts, whatever the backoff doubles to.
 _M.MAX_WAIT = 3600
 
+-- The rate limit's window: Thinkific's minute; shorter ones are for tests.
+_M.RATE_WINDOW = 60
+
 local is_integer = require("thinkific.integer").is_integer
 _M.is_integer = is_integer
 
--- Checks the delivery options. Returns the settings, or nil, message.
+-- Checks the delivery options and the rate limit (rate_limit: requests per site and window,
+-- nil or false for none; rate_window: seconds). Returns the settings, or nil, message.
 function _M.check(opts)
   local o = {}
   for k, v in pairs(_M.DEFAULTS) do
     if opts[k] == nil then o[k] = v else o[k] = opts[k] end
   end
+  o.rate_limit = opts.rate_limit or nil
+  o.rate_window = opts.rate_window == nil and _M.RATE_WINDOW or opts.rate_window
   local function integer_in(v, lo, hi) return is_integer(v) and v >= lo and v <= hi end
   local function number(v, lo, hi) return type(v) == "number" and v >= lo and v <= hi end
   if not integer_in(o.delivery_attempts, 1, 100) then
@@ -47,6 +53,12 @@ function _M.check(opts)
   end
   if type(o.subdomain) ~= "string" or not o.subdomain:find("^[%w%-]+$") or #o.subdomain > 63 then
     return nil, "subdomain must be letters, digits and hyphens"
+  end
+  if o.rate_limit ~= nil and not integer_in(o.rate_limit, 1, 1000000) then
+    return nil, "rate_limit must be an integer 1..1000000 (requests per site and window)"
+  end
+  if not number(o.rate_window, 0.01, 3600) then
+    return nil, "rate_window must be a number of seconds, 0.01..3600"
   end
   return o
 end

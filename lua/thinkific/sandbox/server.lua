@@ -34,8 +34,9 @@ end
 -- Creates a listening server (not running yet). opts: host, port, api_key, secret,
 -- tls_cert, tls_key, max_connections, idle_timeout, write_timeout, handshake_timeout,
 -- limits (see http.LIMITS), on_error, log (a function(line): one line per request, see
--- request_line below), and the delivery options of deliveries.lua (delivery_attempts,
--- delivery_timeout, delivery_backoff, delivery_concurrency, subdomain).
+-- request_line below), the delivery options of deliveries.lua (delivery_attempts,
+-- delivery_timeout, delivery_backoff, delivery_concurrency, subdomain), and rate_limit
+-- (requests per site and window; nil: none) with rate_window (seconds, 60).
 -- Returns the server, or nil, err (see http/server.lua); its caller has checked the options.
 function _M.new(opts)
   opts = opts or {}
@@ -65,7 +66,10 @@ function _M.new(opts)
   self.url = self.root .. api.PREFIX
   self.store = store_mod.new()
   self.faults = faults_mod.new()
-  self.stats = { requests = 0, connections = 0, active_connections = 0, peak_connections = 0 }
+  self.rate = opts.rate_limit
+    and require("thinkific.sandbox.rate").new(opts.rate_limit, opts.rate_window or 60)
+  self.stats = { requests = 0, connections = 0, active_connections = 0, peak_connections = 0,
+    rate_limited = 0 }
   return self
 end
 
@@ -84,6 +88,7 @@ end
 function Server:reset_stats()
   local s = self.stats
   s.requests, s.connections, s.peak_connections = 0, 0, s.active_connections
+  s.rate_limited = 0
 end
 
 -- Everything back to the start, but the seeded events and the statistics.
@@ -91,6 +96,7 @@ function Server:reset()
   self.store:reset()
   self.faults:clear()
   self.deliveries:clear()
+  if self.rate then self.rate:reset() end
 end
 
 -- The query parameters of the API that a log line shows with their values; any other is
@@ -142,6 +148,11 @@ function Server:_answer(conn, req)
     if fault.status then return faults_mod.response(fault) end
   end
   if req.path == api.PREFIX or req.path:sub(1, #api.PREFIX + 1) == api.PREFIX .. "/" then
+    local refused = self.rate and self.rate:check(req)
+    if refused then
+      self.stats.rate_limited = self.stats.rate_limited + 1
+      return refused
+    end
     return api.handle(self, req)
   end
   return respond.error(404, "Not found")
