@@ -374,15 +374,17 @@ local function build(self, fname, template, ...)
   if type(text) ~= "string" then argerror(1, fname, "SQL text expected") end
   local fragments, n = self._dialect.fragments, select("#", ...)
   local missing
-  text = gsub(text, "{([%w_]+)}", function(name)
-    missing = not fragments[name] and name or missing
-    return fragments[name]
-  end)
+  if find(text, "{", 1, true) then
+    text = gsub(text, "{([%w_]+)}", function(name)
+      missing = not fragments[name] and name or missing
+      return fragments[name]
+    end)
+  end
   if missing then argerror(1, fname, "no fragment {" .. missing .. "} in SQL text") end
   -- (Checked here, not in gsub's callback: an argument error must be raised from Lua frames.)
-  local parts = {}
+  local parts = { ... } -- (select(i, ...) in the loop would copy the rest each time: n^2)
   for i = 1, n do
-    local part, why = literal(self, (select(i, ...)))
+    local part, why = literal(self, parts[i])
     if not part then argerror(i + 1, fname, why) end
     parts[i] = part
   end
