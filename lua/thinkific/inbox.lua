@@ -258,10 +258,10 @@ local function insert(db, rec, now)
   return db:exec(INSERT, rec[1], rec[2], rec[3], rec[4], now, now)
 end
 
--- Stores records (ids all different) with one INSERT per MAX_ROWS records or MAX_SQL bytes of
--- bodies: true when every one of them was new, false when some id was stored already (the
--- caller rolls back: it cannot tell which), or nil, err. (An INSERT of n rows costs the store
--- one parse, not n: a third of its time per record.)
+-- Inside a transaction (a failed statement raises to it), stores records (ids all different)
+-- with one INSERT per MAX_ROWS records or MAX_SQL bytes of bodies: true when every one of them
+-- was new, false when some id was stored already (the caller rolls back: it cannot tell
+-- which). (An INSERT of n rows costs the store one parse, not n: a third of its time per row.)
 local function insert_all(db, records, now)
   local i, all_new = 1, true
   while i <= #records do
@@ -278,9 +278,7 @@ local function insert_all(db, records, now)
       text = INSERT_INTO .. string.rep(ROW, n, ", ") .. NO_CONFLICT
       INSERTS[n] = text
     end
-    local changed, err = db:exec(text, unpack(values, 1, n * 6))
-    if not changed then return nil, err end
-    all_new = all_new and changed == n
+    all_new = db:exec(text, unpack(values, 1, n * 6)) == n and all_new
     i = i + n
   end
   return all_new
@@ -302,8 +300,7 @@ local function store_group(db, records, now)
     end
   end
   local all_new, err = db:transaction(function(tx)
-    local ok = insert_all(tx, new, now)
-    if not ok then return nil, false end -- rolled back
+    if not insert_all(tx, new, now) then return nil, false end -- rolled back
     return true
   end)
   if all_new then
