@@ -15,7 +15,8 @@
 #                           redis-server) and with thinkific.ngx.store, 2 nginx workers
 #   bench/inbox_bench.lua   wrk against thinkific listen: --inbox on SQLite and PostgreSQL (with
 #                           and without group commit) against the in-memory router, and how fast
-#                           --workers 2 drain a sustained load (starts its own PostgreSQL)
+#                           --workers 2 drain a sustained load (starts its own PostgreSQL);
+#                           the disk's sync time, which bounds it, before and after
 # in interleaved rounds and prints the medians, the ratios and whether each target is met.
 # Timing is never asserted: the exit status is non-zero only when something fails to run. The
 # Node comparison is optional: without node, or when npm cannot install the version pinned in
