@@ -10,10 +10,14 @@
 --   draining: --workers 2 under a sustained load of BENCH_DRAIN_SECONDS (60), on SQLite and on
 --   PostgreSQL: the backlog (pending + running + retrying) when the load ends, in seconds of
 --   intake (target <= 1), and how long the workers then take to empty it.
+-- Before and after the rounds it prints the disk's sync time (dd oflag=dsync in the store's
+-- directory): a group waits for one sync, so it bounds intake with 8 connections.
 -- PostgreSQL: a server of its own in a temporary directory on a free port (as root, run as the
 -- postgres user), trust on loopback, stopped at the end; without PostgreSQL's binaries its rows
 -- are skipped with a note. Timing is never asserted. Environment: BENCH_INBOX_ROUNDS (5),
--- BENCH_INBOX_SECONDS (3, each measurement), BENCH_DRAIN_SECONDS (60), LUA (lua5.4).
+-- BENCH_INBOX_SECONDS (3, each measurement), BENCH_DRAIN_SECONDS (60; 0: no draining),
+-- BENCH_INBOX_ONLY (a comma list of the rows to measure, e.g. "memory,sqlite,pg"; default all),
+-- LUA (lua5.4).
 local process = require("thinkific.sandbox.process")
 local socket = require("socket")
 local thinkific = require("thinkific")
@@ -26,6 +30,7 @@ local ROUNDS = tonumber(os.getenv("BENCH_INBOX_ROUNDS") or "5")
 local SECONDS = tonumber(os.getenv("BENCH_INBOX_SECONDS") or "3")
 local DRAIN_SECONDS = tonumber(os.getenv("BENCH_DRAIN_SECONDS") or "60")
 local LUA = os.getenv("LUA") or "lua5.4"
+local ONLY = os.getenv("BENCH_INBOX_ONLY")
 local SECRET = "bench-secret"
 
 local function sh(command)
@@ -198,6 +203,23 @@ local function drain(store)
   return result
 end
 
+-- Milliseconds one synced 4 KB write takes in dir (dd oflag=dsync, 200 writes), or nil: the
+-- disk's sync time, which bounds group commit (a group waits for one sync) and varies on a
+-- shared machine.
+local function sync_ms(dir)
+  local probe = dir .. "/sync-probe"
+  local out = sh(string.format("dd if=/dev/zero of=%s bs=4096 count=200 oflag=dsync", quote(probe)))
+  os.remove(probe)
+  local seconds = tonumber(out:match("copied, ([%d.]+) s"))
+  return seconds and seconds * 1000 / 200
+end
+
+local function print_sync(when, ms)
+  if not ms then return print("disk sync time (" .. when .. "): dd oflag=dsync did not run") end
+  print(string.format("disk sync time (%s): %.2f ms per synced 4 KB write (dd oflag=dsync): "
+    .. "8 connections, one group per sync, cannot pass %.0f deliveries/s", when, ms, 8000 / ms))
+end
+
 ---------------------------------------------------------------------------------------------
 
 local function main()
@@ -222,6 +244,16 @@ local function main()
       args = { "--workers", "0" }, store = sqlite_fresh(shm_dir) }
   end
 
+  if ONLY and ONLY ~= "" then -- the rows asked for (the in-memory router always: the ratios' base)
+    local kept = {}
+    for _, cfg in ipairs(configs) do
+      if cfg.key == "memory" or (("," .. ONLY .. ","):find("," .. cfg.key .. ",", 1, true)) then
+        kept[#kept + 1] = cfg
+      end
+    end
+    configs = kept
+  end
+  local sync_before = sync_ms(TMP)
   local values = {}
   for _, cfg in ipairs(configs) do values[cfg.key] = {} end
   for r = 1, ROUNDS do
@@ -234,6 +266,8 @@ local function main()
     note(string.format("inbox round %d/%d: %s", r, ROUNDS, table.concat(line, ", ")))
   end
 
+  print_sync("before the rounds", sync_before)
+  print_sync("after them", sync_ms(TMP))
   print(string.format("%-40s %10s %10s %10s  %s", "intake (wrk -t1 -c8, 923-byte events)", "median",
     "min", "max", "unit"))
   local medians = {}
@@ -259,10 +293,13 @@ local function main()
   ratio("pg1", "postgres: without group commit")
   ratio("sqlite64", "sqlite:, 64 connections")
   ratio("shm", "sqlite: on tmpfs")
-  print(string.format("%-40s %8.2f", "sqlite: group commit / one per event",
-    (stats.summary(stats.ratios(values.sqlite, values.sqlite1)))))
+  if values.sqlite and values.sqlite1 then
+    print(string.format("%-40s %8.2f", "sqlite: group commit / one per event",
+      (stats.summary(stats.ratios(values.sqlite, values.sqlite1)))))
+  end
   if not pg_ok then print("postgres rows skipped: " .. pg_why) end
 
+  if DRAIN_SECONDS <= 0 then return end
   print()
   print(string.format("draining: listen --workers 2 under wrk -c8 for %d s", DRAIN_SECONDS))
   local stores_to_drain = { { "sqlite", sqlite_fresh(TMP)() } }

@@ -18,7 +18,8 @@
 #                           redis-server) and with thinkific.ngx.store, 2 nginx workers
 #   bench/inbox_bench.lua   wrk against thinkific listen: --inbox on SQLite and PostgreSQL (with
 #                           and without group commit) against the in-memory router, and how fast
-#                           --workers 2 drain a sustained load (starts its own PostgreSQL)
+#                           --workers 2 drain a sustained load (starts its own PostgreSQL);
+#                           the disk's sync time, which bounds it, before and after
 #   bench/rate_limit_bench.lua  a bulk get_events job against a sandbox that enforces a rate
 #                           limit: its time over the ideal the limit allows, and its 429s
 # in interleaved rounds and prints the medians, the ratios and whether each target is met.

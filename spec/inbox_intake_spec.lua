@@ -149,6 +149,36 @@ describe("thinkific.inbox intake", function()
       watcher:close()
     end)
 
+    it("tells the stored ids of a group from the new ones wherever they are in it", function()
+      local watcher = assert(sql.open(url))
+      local d, hd = engines.delivery("1201")
+      assert.are.equal(STORED, inbox:accept_many({ { body = d, headers = hd } })[1].body)
+      local group, want = {}, {}
+      for i = 1, 70 do -- (past one INSERT's rows)
+        local body, headers = engines.delivery(tostring(1300 + i))
+        group[i], want[i] = { body = body, headers = headers }, STORED
+      end
+      table.insert(group, 40, { body = d, headers = hd })
+      table.insert(want, 40, DUPLICATE)
+      local results = inbox:accept_many(group)
+      local got = {}
+      for i, r in ipairs(results) do got[i] = r.body end
+      assert.are.same(want, got)
+      local function count()
+        return watcher:first({ "SELECT count(*) AS n FROM thinkific_inbox", n = "integer" }).n
+      end
+      assert.are.equal(71, count())
+      -- All new, in two INSERTs: all stored.
+      for i = 1, 70 do
+        local body, headers = engines.delivery(tostring(1400 + i))
+        group[i] = { body = body, headers = headers }
+      end
+      group[71] = nil
+      for _, r in ipairs(inbox:accept_many(group)) do assert.are.equal(STORED, r.body) end
+      assert.are.equal(141, count())
+      watcher:close()
+    end)
+
     it("stores every field unchanged: quotes, backslashes, SQL, UTF-8 and 2^53", function()
       local NASTY = { "'", "\\", "\\'", "''", "a'b\\c\"d", "'; DROP TABLE thinkific_inbox; --",
         "Ünïcødé ✓ 😀", "%s ? {serial} $1" }

@@ -270,6 +270,12 @@ function _M.serve(opts)
     end,
     handle = function(conn, req) return self:_handle(conn, req) end,
     after_round = grouped and function(loop) self:_commit_group(loop) end or nil,
+    -- Every delivery already on its way joins the group before the commit: one disk sync less.
+    -- (A connection joins once a round: when all have, there is nothing to wait for.)
+    gather = grouped and function()
+      local n = #self.group
+      return n > 0 and n < self.httpd.nconns
+    end or nil,
   })
   if not httpd then return nil, err end
   self.httpd, self.host, self.port = httpd, httpd.host, httpd.port

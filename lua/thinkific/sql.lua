@@ -370,6 +370,10 @@ local function literal(self, v)
   end
   if t == "string" then
     if not _M.is_text(v) then return nil, "a string must be UTF-8 text without NUL bytes" end
+    -- Without a quote or a backslash a string is its own escape on both engines (SQLite doubles
+    -- quotes; PostgreSQL quotes and, without standard_conforming_strings, backslashes): no
+    -- copy through the driver.
+    if not (find(v, "'", 1, true) or find(v, "\\", 1, true)) then return "'" .. v .. "'" end
     local escaped = self._conn:escape(v)
     if not escaped then return nil, "the driver could not escape a string" end
     return "'" .. escaped .. "'"

@@ -28,10 +28,12 @@ end
 -- opts.after_round(loop): called at the end of each round, once the coroutines whose wait was
 -- over have run (in the main thread): for work done once for all of them, such as one commit
 -- for the requests read in this round, whose coroutines wait in park meanwhile.
+-- opts.gather(loop): whether the round should take in, before after_round, whatever became
+-- ready while its coroutines ran (true while there is a group for after_round to commit).
 function _M.new(opts)
   opts = opts or {}
   return setmetatable({ waits = {}, stopped = false, on_error = opts.on_error,
-    after_round = opts.after_round }, Loop)
+    after_round = opts.after_round, gather = opts.gather }, Loop)
 end
 
 function Loop:_report(err)
@@ -88,10 +90,9 @@ function Loop:unpark(co, ...)
   end
 end
 
--- One round: waits at most max_wait seconds (default 1) for sockets or deadlines, then
--- resumes every coroutine whose wait is over.
-function Loop:step(max_wait)
-  local timeout = max_wait or 1
+-- One turn: waits at most timeout seconds for sockets or deadlines, then resumes every
+-- coroutine whose wait is over. Returns how many it resumed.
+function Loop:_turn(timeout)
   local now = gettime()
   local r, w, buffered = {}, {}, {}
   for co, wt in pairs(self.waits) do
@@ -142,6 +143,22 @@ function Loop:step(max_wait)
       ok, err = resume(d[1], d[2], d[3])
     end
     if not ok then self:_report(err) end
+  end
+  return #due
+end
+
+-- Turns without waiting that a round may take after its first, while gather says so.
+local MAX_GATHER = 16
+
+-- One round: waits at most max_wait seconds (default 1) for sockets or deadlines, then
+-- resumes every coroutine whose wait is over; then, while gather(loop) is true, the
+-- coroutines whose socket became ready meanwhile (without waiting: what has arrived joins the
+-- round); then after_round.
+function Loop:step(max_wait)
+  local resumed = self:_turn(max_wait or 1)
+  local turns = 0
+  while resumed > 0 and turns < MAX_GATHER and self.gather and self.gather(self) do
+    resumed, turns = self:_turn(0), turns + 1
   end
   if self.after_round then self.after_round(self) end
 end

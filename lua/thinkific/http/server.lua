@@ -49,7 +49,8 @@ end
 -- close without answering), on_close(conn) (after a connection closed), on_error(message)
 -- (a bug: the traceback), host, port, backlog, max_connections, idle_timeout, write_timeout,
 -- handshake_timeout, limits (some of http.LIMITS), tls_cert, tls_key, name (the Server header),
--- after_round(loop) (see loop.new: handle may park its coroutine on self.loop until then).
+-- after_round(loop) (see loop.new: handle may park its coroutine on self.loop until then),
+-- gather(loop) (see loop.new).
 -- conn = { sock, peer, stream } plus whatever the owner stores in it.
 -- Returns the server, or nil, err: a thinkific error, kind "network" when it cannot listen,
 -- "tls" when it cannot load the certificate or key. tls_cert without tls_key (or the other way
@@ -91,7 +92,7 @@ function _M.new(opts)
   local host = addr:find(":", 1, true) and "[" .. addr .. "]" or addr
   self.root = string.format("%s://%s:%d", self.tls_ctx and "https" or "http", host, self.port)
   self.loop = loop_mod.new({ on_error = function(e) self.on_error(e) end,
-    after_round = opts.after_round })
+    after_round = opts.after_round, gather = opts.gather })
   self.conns, self.nconns = {}, 0        -- served connections
   self.refusing, self.nrefusing = {}, 0  -- connections being refused (past the cap)
   self.loop:spawn(self._accept, self)
