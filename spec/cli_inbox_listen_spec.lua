@@ -204,8 +204,10 @@ describe("thinkific listen --inbox and thinkific work #lua54", function()
         assert.is_true(helper.wait_until(function()
           second = P.children(listen:getpid())[1]
           return second ~= nil and second ~= first
-        end, 15), "another worker")
-        assert.are.equal(200, (P.post(hooks, P.delivery("7501", {}))))
+        end, 15), "another worker; listen's stderr: " .. listen:stderr())
+        local ok, status = pcall(P.post, hooks, P.delivery("7501", {}))
+        assert(ok, tostring(status) .. "; listen's stderr: " .. listen:stderr())
+        assert.are.equal(200, status)
         assert.is_true(P.wait_log(log, 1, 10), "the new worker runs the handlers")
         local err = listen:stderr()
         assert.truthy(err:find("thinkific listen: worker " .. first .. " exited (signal 9)\n", 1, true), err)

@@ -47,3 +47,21 @@ describe("the spec run", function()
     assert.truthy(init and init:find("/lua/thinkific/sandbox/init.lua", 1, true), init)
   end)
 end)
+
+-- make asan: the sanitizer runtime is in this process and in a Lua 5.4 child ("lua5.4" from
+-- PATH), and in no other program (it would hang bash and PostgreSQL: see the Makefile).
+if WANT == "asan" then
+  describe("the sanitizer run", function()
+    local function has_runtime(maps) return maps:find("libclang_rt.asan", 1, true) ~= nil end
+
+    it("has the runtime in this process and in a lua5.4 child, not in a shell", function()
+      local f = assert(io.open("/proc/self/maps"))
+      local maps = f:read("a")
+      f:close()
+      assert.is_true(has_runtime(maps))
+      local child = [[lua5.4 -e 'io.write(io.open("/proc/self/maps"):read("a"))']]
+      assert.is_true(has_runtime(helper.capture(child)))
+      assert.is_false(has_runtime(helper.capture("cat /proc/self/maps")))
+    end)
+  end)
+end
