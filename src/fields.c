@@ -29,6 +29,11 @@ int tk_one_line(const char *s, size_t len) { /* by length: a Lua string may hold
   return !memchr(s, '\r', len) && !memchr(s, '\n', len) && !memchr(s, '\0', len);
 }
 
+int tk_compare_bytes(const char *a, size_t alen, const char *b, size_t blen) {
+  int c = memcmp(a, b, alen < blen ? alen : blen);
+  return c != 0 ? c : (alen > blen) - (alen < blen);
+}
+
 const char *tk_check_line_field(lua_State *L, int arg, const char *field, int optional) {
   size_t len = 0;
   const char *s = NULL;
