@@ -56,7 +56,8 @@ static void push_shown_url(lua_State *L, const char *url, size_t len) {
   from = host;
   for (i = host; i < len; i++)
     if (url[i] == '@') from = i + 1;
-  for (to = from; to < len && url[to] != '?' && url[to] != '#'; to++) continue;
+  to = from;
+  while (to < len && url[to] != '?' && url[to] != '#') to++;
   lua_pushlstring(L, url, host);
   lua_pushlstring(L, url + from, to - from);
   lua_concat(L, 2);
