@@ -5,6 +5,7 @@
  * arrive as 5000.0 and all leave as the integer 5000. A number beyond a double's range, which
  * cjson reads as infinity, is refused. */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 #include "core.h"
 
@@ -18,19 +19,22 @@ static int integral(lua_Number n) {
 }
 #endif
 
-/* The number at the top of the stack, as API.md has it: 0 (left as it is) for a number beyond a
- * double's range (cjson reads 1e400 as infinity, which JSON has no word for and encode
- * refuses); under Lua 5.3+ an integral float within +-2^53 replaced by the integer. */
+enum { BEYOND_RANGE, KEPT, REPLACED };
+
+/* The number at the top of the stack, as API.md has it: BEYOND_RANGE (left as it is) for a
+ * number beyond a double's range (cjson reads 1e400 as infinity, which JSON has no word for and
+ * encode refuses); under Lua 5.3+ an integral float within +-2^53 REPLACED by the integer. */
 static int number_rule(lua_State *L) {
   lua_Number n = lua_tonumber(L, -1);
-  if (!isfinite(n)) return 0;
+  if (!isfinite(n)) return BEYOND_RANGE;
 #if TK_HAS_INTEGERS
   if (!lua_isinteger(L, -1) && integral(n)) {
     lua_pop(L, 1);
     lua_pushinteger(L, (lua_Integer)n);
+    return REPLACED;
   }
 #endif
-  return 1;
+  return KEPT;
 }
 
 /* Applies number_rule to every number of the table at idx (absolute) and of every nested table;
@@ -42,15 +46,17 @@ static int numbers_in(lua_State *L, int idx) {
   while (lua_next(L, idx)) {
     int t = lua_type(L, -1);
     if (t == LUA_TNUMBER) {
-      if (!number_rule(L)) {
+      int rule = number_rule(L);
+      if (rule == BEYOND_RANGE) {
         lua_pop(L, 2);
         return 0;
       }
-      /* Assigning to an existing field during lua_next is allowed. */
-      lua_pushvalue(L, -2);
-      lua_insert(L, -2);
-      lua_rawset(L, idx);
-      continue;
+      if (rule == REPLACED) { /* assigning to an existing field during lua_next is allowed */
+        lua_pushvalue(L, -2);
+        lua_insert(L, -2);
+        lua_rawset(L, idx);
+        continue;
+      }
     }
     if (t == LUA_TTABLE && !numbers_in(L, lua_gettop(L))) {
       lua_pop(L, 2);
@@ -80,12 +86,16 @@ int tk_json_decode(lua_State *L, int idx) {
   text = lua_tolstring(L, idx, &len);
   nul = (const char *)memchr(text, '\0', len);
   if (nul) {
+    char msg[80]; /* not %d: a text over 2 GiB would not fit an int */
+    snprintf(msg, sizeof msg, "Expected the end but found a NUL byte at character %lu",
+             (unsigned long)(nul - text) + 1);
     lua_pop(L, 1);
-    lua_pushfstring(L, "Expected the end but found a NUL byte at character %d", (int)(nul - text) + 1);
+    lua_pushstring(L, msg);
     return 0;
   }
-  if (lua_type(L, -1) == LUA_TTABLE ? !numbers_in(L, lua_gettop(L))
-                                     : lua_type(L, -1) == LUA_TNUMBER && !number_rule(L)) {
+  if (lua_type(L, -1) == LUA_TTABLE
+          ? !numbers_in(L, lua_gettop(L))
+          : lua_type(L, -1) == LUA_TNUMBER && number_rule(L) == BEYOND_RANGE) {
     lua_pop(L, 1);
     lua_pushliteral(L, "a number beyond the range of a double (JSON has no infinity)");
     return 0;
