@@ -173,7 +173,7 @@ fuzz: fuzz-build
 	if [ -n "$$failed" ]; then echo "fuzz: crashes in$$failed"; exit 1; fi
 
 lint:
-	luacheck lua spec examples bench bin/thinkific
+	luacheck lua spec examples bench fuzz bin/thinkific
 	cppcheck --quiet --error-exitcode=1 --enable=warning,style,performance,portability \
 	  --inline-suppr --suppress=missingIncludeSystem --suppress=toomanyconfigs $(LUA_CFLAGS) $(DEP_CFLAGS) src
 

@@ -137,7 +137,7 @@ describe("thinkific listen --inbox and thinkific work #lua54", function()
       -- of its own, which the Ctrl-C below does not reach.
       local workers
       assert.is_true(helper.wait_until(function()
-        workers = P.children(listen:getpid())
+        workers = P.workers(listen:getpid())
         for _, pid in ipairs(workers) do
           local stat = process.read_file("/proc/" .. pid .. "/stat") or ""
           local pgrp, session = stat:match("^%d+ %b() %a %d+ (%d+) (%d+)")
@@ -180,7 +180,7 @@ describe("thinkific listen --inbox and thinkific work #lua54", function()
       keep(listen)
       local workers
       assert.is_true(helper.wait_until(function()
-        workers = P.children(listen:getpid())
+        workers = P.workers(listen:getpid())
         return #workers == 2
       end, 10))
       assert.are.equal(0, helper.execute("kill -KILL " .. listen:getpid()))
@@ -196,13 +196,13 @@ describe("thinkific listen --inbox and thinkific work #lua54", function()
         keep(listen)
         local first
         assert.is_true(helper.wait_until(function()
-          first = P.children(listen:getpid())[1]
+          first = P.workers(listen:getpid())[1]
           return first ~= nil
         end, 10))
         assert.are.equal(0, helper.execute("kill -KILL " .. first))
         local second
         assert.is_true(helper.wait_until(function()
-          second = P.children(listen:getpid())[1]
+          second = P.workers(listen:getpid())[1]
           return second ~= nil and second ~= first
         end, 15), "another worker; listen's stderr: " .. listen:stderr())
         local ok, status = pcall(P.post, hooks, P.delivery("7501", {}))

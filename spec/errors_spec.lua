@@ -4,6 +4,7 @@
 local helper = require("spec.helper")
 local socket = require("socket")
 local thinkific = require("thinkific")
+local core = require("thinkific.core")
 
 local WEBHOOKS = "/api/v2/webhooks"
 local HOOK = { topic = "order.created", target_url = "https://example.com/hook" }
@@ -195,6 +196,34 @@ describe("errors", function()
       -- Under the limit, the same client works.
       assert(sb:clear_faults())
       assert(c:list_webhooks())
+    end)
+
+    -- 300 KiB of headers (38 lines of 8,000 bytes) on an answer whose body is small: the cap on
+    -- headers (256 KiB) says so, not max_response_size; through each way the core reads answers.
+    it("an answer with 300 KiB of headers: kind limit, the header cap named", function()
+      local big = {}
+      for i = 1, 38 do big["X-Pad-" .. i] = ("h"):rep(8000) end
+      local function check(err, what)
+        assert.are.equal("limit", err.kind, what)
+        assert.are.equal("the response headers are larger than the limit of 262144 bytes",
+          err.message, what)
+      end
+      assert(sb:fault{ path = WEBHOOKS, status = 200, body = '{"items":[]}', headers = big, count = 3 })
+      local c = helper.client(sb)
+      local v, err = c:list_webhooks()
+      assert.is_nil(v)
+      check(err, "client")
+      assert.are.equal(1, err.attempts)
+      assert(sb:fault{ path = "/api/v2/events/1", status = 200, body = "{}", headers = big })
+      local results, errs = c:get_events({ "1" }, { concurrency = 1 })
+      assert.is_falsy(results[1])
+      check(errs[1], "get_events")
+      local status
+      status, err = core.send{ method = "GET", url = sb.root .. WEBHOOKS, timeout = 10,
+        max_response_size = 1024 * 1024 }
+      assert.is_nil(status)
+      check(err, "core.send")
+      c:close()
     end)
   end)
 

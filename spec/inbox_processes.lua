@@ -92,13 +92,18 @@ function P.exit_status(child, seconds)
   return how == "exit" and status or 128 + status
 end
 
--- The pids of the children of pid (a listener's workers), from the kernel's list (the listener
--- is one thread). Not pgrep: with the sanitizer runtime preloaded (make asan) it never returns.
-function P.children(pid)
-  local out = process.read_file("/proc/" .. pid .. "/task/" .. pid .. "/children")
-  if not out then return {} end -- gone
+-- The pids of the workers of the listener pid: its children (as Linux lists them for its one
+-- thread) that run the worker's Lua already, not one still on its way there (the listener's
+-- copy before exec, the shell, setsid), which a slow start (make asan) shows for a while.
+function P.workers(pid)
+  local out = process.read_file("/proc/" .. pid .. "/task/" .. pid .. "/children") or ""
   local pids = {}
-  for n in out:gmatch("%d+") do pids[#pids + 1] = tonumber(n) end
+  for n in out:gmatch("%d+") do
+    local argv = process.read_file("/proc/" .. n .. "/cmdline") or ""
+    if argv:find("^[^%z]*lua[^%z]*%z%-e%z") and argv:find("--parent-pipe", 1, true) then
+      pids[#pids + 1] = tonumber(n)
+    end
+  end
   return pids
 end
 

@@ -75,7 +75,7 @@ describe("nothing lost #lua54", function()
       trigger(1, 600)
       local workers
       assert.is_true(helper.wait_until(function()
-        workers = P.children(listen:getpid())
+        workers = P.workers(listen:getpid())
         return #workers == 1
       end, 10), "its worker")
       assert.are.equal(0, helper.execute("kill -KILL " .. listen:getpid()))

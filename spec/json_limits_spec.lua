@@ -2,7 +2,8 @@
 -- what decode would refuse (nesting deeper than 1000 levels), a sparse array is refused
 -- however its table was built (never cut at whichever border # finds), and decoding reads
 -- the whole text: bytes after a NUL are not ignored, in thinkific.decode, in the client's
--- answers and in the router.
+-- answers and in the router; a number beyond a double's range (1e400: infinity, which JSON has
+-- no word for and encode refuses) is refused by decode, by the client and by the router.
 local helper = require("spec.helper")
 local thinkific = require("thinkific")
 
@@ -144,6 +145,51 @@ describe("JSON limits #memory", function()
       assert.are.equal(400, (handle(body .. "\0")))
       assert.are.equal(0, calls)
       assert.are.equal(200, (handle(body .. "\r\n")))
+      assert.are.equal(1, calls)
+    end)
+  end)
+
+  describe("numbers beyond a double's range", function()
+    local TEXTS = { "1e400", "-1e400", "[1,1e400]", '{"a":{"b":[-1e400]}}', '{"n":1E+999}' }
+    local sb
+    helper.with_sandbox(function(s) sb = s end)
+
+    it("decode refuses them, at the top and nested", function()
+      for _, text in ipairs(TEXTS) do
+        local v, err = thinkific.decode(text)
+        assert.is_nil(v, text)
+        assert.are.equal("decode", err.kind)
+        assert.matches("beyond the range of a double", err.message)
+      end
+      -- the largest double, and a number that underflows to 0, are numbers
+      assert.are.equal(1.7976931348623157e308, thinkific.decode("1.7976931348623157e308"))
+      assert.are.same({ 0.0 }, thinkific.decode("[1e-400]"))
+    end)
+
+    it("the client: a 200 answer with 1e400 is kind decode", function()
+      assert(sb:fault{ path = "/api/v2/webhooks/1", status = 200,
+        body = '{"id":"1","topic":"order.created","target_url":"https://example.com/h","n":1e400}' })
+      local c = helper.client(sb)
+      local v, err = c:get_webhook("1")
+      c:close()
+      assert.is_nil(v)
+      assert.are.same({ "decode", 200 }, { err.kind, err.status })
+      assert.matches("beyond the range of a double", err.message)
+    end)
+
+    it("the router: a correctly signed body with 1e400 gets 400", function()
+      local secret = "json-limits-secret"
+      local router = thinkific.router{ secret = secret }
+      local calls = 0
+      router:on("*", function() calls = calls + 1 end)
+      local body = '{"id":"1","resource":"order","action":"created","tenant_id":"3",'
+        .. '"created_at":"2024-01-01T00:00:00Z","payload":{"id":1,"total":%s}}'
+      local function handle(raw)
+        return router:handle(raw, { ["X-Thinkific-Hmac-Sha256"] = thinkific.sign(raw, secret) })
+      end
+      assert.are.equal(400, (handle(body:format("1e400"))))
+      assert.are.equal(0, calls)
+      assert.are.equal(200, (handle(body:format("1e300"))))
       assert.are.equal(1, calls)
     end)
   end)

@@ -41,27 +41,44 @@ static int client_close(lua_State *L) {
   return 0;
 }
 
+/* Pushes the URL of len bytes as a message may show it: scheme://host[:port]/path, without the
+ * user information (everything up to the last '@' after "://", which hides a password holding
+ * '/', '?', '#' or '@' however a reader splits it), the query and the fragment; the reading of
+ * cli.common.shown_url. By length: no C-string function reads the Lua string. */
+static void push_shown_url(lua_State *L, const char *url, size_t len) {
+  size_t host = 0, from, to, i;
+  for (i = 0; i + 3 <= len; i++) {
+    if (memcmp(url + i, "://", 3) == 0) {
+      host = i + 3;
+      break;
+    }
+  }
+  from = host;
+  for (i = host; i < len; i++)
+    if (url[i] == '@') from = i + 1;
+  to = from;
+  while (to < len && url[to] != '?' && url[to] != '#') to++;
+  lua_pushlstring(L, url, host);
+  lua_pushlstring(L, url + from, to - from);
+  lua_concat(L, 2);
+}
+
 static int client_tostring(lua_State *L) {
   tk_client *c = (tk_client *)luaL_checkudata(L, 1, TK_CLIENT_MT);
+  size_t len;
+  const char *url;
   if (c->closed) {
     lua_pushfstring(L, "thinkific.Client (closed): %p", (void *)c);
     return 1;
   }
   tk_getuservalue(L, 1);
   lua_getfield(L, -1, "base_url");
-  {
-    /* scheme://host/path without any user:password@ */
-    const char *url = lua_tostring(L, -1), *host = strstr(url, "://"), *at, *slash;
-    host = host ? host + 3 : url;
-    slash = strchr(host, '/');
-    at = strchr(host, '@');
-    if (at && (!slash || at < slash)) {
-      lua_pushlstring(L, url, (size_t)(host - url));
-      lua_pushstring(L, at + 1);
-      lua_concat(L, 2);
-    }
-  }
-  lua_pushfstring(L, "thinkific.Client (%s): %p", lua_tostring(L, -1), (void *)c);
+  url = lua_tolstring(L, -1, &len); /* stays on the stack while the pieces are pushed */
+  push_shown_url(L, url, len);
+  lua_pushliteral(L, "thinkific.Client (");
+  lua_insert(L, -2);
+  lua_pushfstring(L, "): %p", (void *)c);
+  lua_concat(L, 3);
   return 1;
 }
 

@@ -37,6 +37,8 @@ void tk_set_integer(lua_State *L, const char *field, long long value);
 void tk_set_bool(lua_State *L, const char *field, int value);
 /* fields.c: whether the len bytes at s hold no CR, LF or NUL (may go into a header line). */
 int tk_one_line(const char *s, size_t len);
+/* fields.c: strcmp for bytes with lengths (a Lua string may hold a NUL): <0, 0 or >0. */
+int tk_compare_bytes(const char *a, size_t alen, const char *b, size_t blen);
 /* fields.c: t[field] of the settings table at stack index arg, or "bad argument #arg": a string
  * without CR, LF or NUL (nothing it goes into can gain a header line), left on the stack; a
  * positive number. When optional and absent: NULL (nil left on the stack), 0. */

@@ -17,44 +17,48 @@ enum { METHOD = 2, PATH, MESSAGE, KIND, STATUS, SENT, ATTEMPTS };
 static const char *const shown[] = {"method", "path", "message", "kind", "status", "sent",
                                     "attempts"};
 
-/* The text of the field at stack index i: a string, or a number converted in its stack slot;
- * NULL for anything else. The slot keeps the text alive while the buffer grows (and the
- * collector runs): a number's text is referenced nowhere else. */
-static const char *text(lua_State *L, int i) {
+static int has_text(lua_State *L, int i) {
   int t = lua_type(L, i);
-  return t == LUA_TSTRING || t == LUA_TNUMBER ? lua_tostring(L, i) : NULL;
+  return t == LUA_TSTRING || t == LUA_TNUMBER;
+}
+
+/* Appends the field at stack index i by its length (a Lua string may hold a NUL): a string, or
+ * a number converted in its stack slot, which keeps the text alive while the buffer grows (and
+ * the collector runs); `otherwise` (when not NULL) for any other value. */
+static void add_field(lua_State *L, luaL_Buffer *b, int i, const char *otherwise) {
+  if (has_text(L, i)) {
+    size_t len;
+    const char *s = lua_tolstring(L, i, &len);
+    luaL_addlstring(b, s, len);
+  } else if (otherwise) {
+    luaL_addstring(b, otherwise);
+  }
 }
 
 /* "GET /webhooks/1: Record not found. (http 404, 4 attempts)" */
 static int error_tostring(lua_State *L) {
   luaL_Buffer b;
-  const char *method, *path, *message, *kind, *status;
   lua_Number attempts;
   size_t i;
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 1);
   for (i = 0; i < sizeof shown / sizeof *shown; i++) lua_getfield(L, 1, shown[i]);
-  method = text(L, METHOD);
-  path = text(L, PATH);
-  message = text(L, MESSAGE);
-  kind = text(L, KIND);
-  status = text(L, STATUS);
   attempts = lua_type(L, ATTEMPTS) == LUA_TNUMBER ? lua_tonumber(L, ATTEMPTS) : 0;
   luaL_buffinit(L, &b);
-  if (method) {
-    luaL_addstring(&b, method);
-    if (path) {
+  if (has_text(L, METHOD)) {
+    add_field(L, &b, METHOD, NULL);
+    if (has_text(L, PATH)) {
       luaL_addchar(&b, ' ');
-      luaL_addstring(&b, path);
+      add_field(L, &b, PATH, NULL);
     }
     luaL_addstring(&b, ": ");
   }
-  luaL_addstring(&b, message ? message : "error");
+  add_field(L, &b, MESSAGE, "error");
   luaL_addstring(&b, " (");
-  luaL_addstring(&b, kind ? kind : "error");
-  if (status) {
+  add_field(L, &b, KIND, "error");
+  if (has_text(L, STATUS)) {
     luaL_addchar(&b, ' ');
-    luaL_addstring(&b, status);
+    add_field(L, &b, STATUS, NULL);
   }
   if (lua_type(L, SENT) == LUA_TBOOLEAN && !lua_toboolean(L, SENT)) luaL_addstring(&b, ", not sent");
   if (attempts > 1 && attempts <= INT_MAX) { /* in range before the cast (NaN is not) */

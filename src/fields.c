@@ -25,8 +25,13 @@ void tk_set_bool(lua_State *L, const char *field, int value) {
   lua_setfield(L, -2, field);
 }
 
-int tk_one_line(const char *s, size_t len) {
-  return strcspn(s, "\r\n") == len && strlen(s) == len;
+int tk_one_line(const char *s, size_t len) { /* by length: a Lua string may hold a NUL */
+  return !memchr(s, '\r', len) && !memchr(s, '\n', len) && !memchr(s, '\0', len);
+}
+
+int tk_compare_bytes(const char *a, size_t alen, const char *b, size_t blen) {
+  int c = memcmp(a, b, alen < blen ? alen : blen);
+  return c != 0 ? c : (alen > blen) - (alen < blen);
 }
 
 const char *tk_check_line_field(lua_State *L, int arg, const char *field, int optional) {

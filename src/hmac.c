@@ -3,6 +3,7 @@
  * keys a new context on every call, which costs twice the hashing of a typical delivery; so
  * each Lua state keeps a keyed EVP_MAC context per secret (a bounded few) and re-initialises
  * it with the same key for each body. HMAC() remains the fallback. */
+#include <limits.h>
 #include <string.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
@@ -91,6 +92,7 @@ static int digest(lua_State *L, int key, const char *body, size_t blen,
       EVP_MAC_update(ctx, (const unsigned char *)body, blen) &&
       EVP_MAC_final(ctx, out, &n, DIGEST_LEN) && n == DIGEST_LEN)
     return 1;
+  if (klen > INT_MAX) return 0; /* before the cast HMAC() needs */
   {
     unsigned int len = 0;
     return HMAC(EVP_sha256(), k, (int)klen, (const unsigned char *)body, blen, out, &len) !=

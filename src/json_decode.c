@@ -2,8 +2,10 @@
  * every float with an integral value strictly within +-2^53 becomes a Lua integer (2^53 is
  * where floats stop being exact: 9007199254740993 arrives as 2^53 and must stay a float). lua-cjson 2.1.0
  * decodes every number as a float under Lua 5.3+, so "5000", "5000.0" and "5e3" all
- * arrive as 5000.0 and all leave as the integer 5000. */
+ * arrive as 5000.0 and all leave as the integer 5000. A number beyond a double's range, which
+ * cjson reads as infinity, is refused. */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 #include "core.h"
 
@@ -15,31 +17,55 @@
 static int integral(lua_Number n) {
   return tk_integral(n) && fabs(n) < TK_MAX_EXACT;
 }
+#endif
 
-/* Rewrites integral floats of the table at idx (absolute) and of every nested table.
- * cjson has already refused nesting deeper than TK_MAX_DEPTH, so recursion is bounded. */
-static void integerize(lua_State *L, int idx) {
+enum { BEYOND_RANGE, KEPT, REPLACED };
+
+/* The number at the top of the stack, as API.md has it: BEYOND_RANGE (left as it is) for a
+ * number beyond a double's range (cjson reads 1e400 as infinity, which JSON has no word for and
+ * encode refuses); under Lua 5.3+ an integral float within +-2^53 REPLACED by the integer. */
+static int number_rule(lua_State *L) {
+  lua_Number n = lua_tonumber(L, -1);
+  if (!isfinite(n)) return BEYOND_RANGE;
+#if TK_HAS_INTEGERS
+  if (!lua_isinteger(L, -1) && integral(n)) {
+    lua_pop(L, 1);
+    lua_pushinteger(L, (lua_Integer)n);
+    return REPLACED;
+  }
+#endif
+  return KEPT;
+}
+
+/* Applies number_rule to every number of the table at idx (absolute) and of every nested table;
+ * 0 at the first number beyond range. cjson has already refused nesting deeper than
+ * TK_MAX_DEPTH, so recursion is bounded. */
+static int numbers_in(lua_State *L, int idx) {
   luaL_checkstack(L, 4, "JSON nesting");
   lua_pushnil(L);
   while (lua_next(L, idx)) {
     int t = lua_type(L, -1);
     if (t == LUA_TNUMBER) {
-      if (!lua_isinteger(L, -1)) {
-        lua_Number n = lua_tonumber(L, -1);
-        if (integral(n)) {
-          /* Assigning to an existing field during lua_next is allowed. */
-          lua_pushvalue(L, -2);
-          lua_pushinteger(L, (lua_Integer)n);
-          lua_rawset(L, idx);
-        }
+      int rule = number_rule(L);
+      if (rule == BEYOND_RANGE) {
+        lua_pop(L, 2);
+        return 0;
       }
-    } else if (t == LUA_TTABLE) {
-      integerize(L, lua_gettop(L));
+      if (rule == REPLACED) { /* assigning to an existing field during lua_next is allowed */
+        lua_pushvalue(L, -2);
+        lua_insert(L, -2);
+        lua_rawset(L, idx);
+        continue;
+      }
+    }
+    if (t == LUA_TTABLE && !numbers_in(L, lua_gettop(L))) {
+      lua_pop(L, 2);
+      return 0;
     }
     lua_pop(L, 1);
   }
+  return 1;
 }
-#endif
 
 int tk_json_decode(lua_State *L, int idx) {
   size_t len;
@@ -60,21 +86,20 @@ int tk_json_decode(lua_State *L, int idx) {
   text = lua_tolstring(L, idx, &len);
   nul = (const char *)memchr(text, '\0', len);
   if (nul) {
+    char msg[80]; /* not %d: a text over 2 GiB would not fit an int */
+    snprintf(msg, sizeof msg, "Expected the end but found a NUL byte at character %lu",
+             (unsigned long)(nul - text) + 1);
     lua_pop(L, 1);
-    lua_pushfstring(L, "Expected the end but found a NUL byte at character %d", (int)(nul - text) + 1);
+    lua_pushstring(L, msg);
     return 0;
   }
-#if TK_HAS_INTEGERS
-  if (lua_type(L, -1) == LUA_TTABLE) {
-    integerize(L, lua_gettop(L));
-  } else if (lua_type(L, -1) == LUA_TNUMBER && !lua_isinteger(L, -1)) {
-    lua_Number n = lua_tonumber(L, -1);
-    if (integral(n)) {
-      lua_pop(L, 1);
-      lua_pushinteger(L, (lua_Integer)n);
-    }
+  if (lua_type(L, -1) == LUA_TTABLE
+          ? !numbers_in(L, lua_gettop(L))
+          : lua_type(L, -1) == LUA_TNUMBER && number_rule(L) == BEYOND_RANGE) {
+    lua_pop(L, 1);
+    lua_pushliteral(L, "a number beyond the range of a double (JSON has no infinity)");
+    return 0;
   }
-#endif
   return 1;
 }
 

@@ -45,6 +45,13 @@ size_t tk_escape(char *out, const char *s, size_t len) {
 
 #define MAX_QUERY 16
 
+/* Whether the string at stack index a sorts after the one at b, by all of their bytes. */
+static int key_after(lua_State *L, int a, int b) {
+  size_t alen, blen;
+  const char *as = lua_tolstring(L, a, &alen), *bs = lua_tolstring(L, b, &blen);
+  return tk_compare_bytes(as, alen, bs, blen) > 0;
+}
+
 /* Pushes the query table's pairs (key, value as text) and writes the stack index of each key
  * into at[], in key order; returns how many. They stay on the stack, below the buffer that
  * escapes them, until their bytes are copied: a number's text lives nowhere else. */
@@ -66,7 +73,7 @@ static int push_query(lua_State *L, int q, int at[MAX_QUERY]) {
       luaL_error(L, "bad query value for '%s'", lua_tostring(L, -2));
     }
     at[n] = lua_gettop(L) - 1;
-    for (i = n++; i > 0 && strcmp(lua_tostring(L, at[i - 1]), lua_tostring(L, at[i])) > 0; i--) {
+    for (i = n++; i > 0 && key_after(L, at[i - 1], at[i]); i--) {
       int t = at[i]; /* insertion sort: a handful of keys */
       at[i] = at[i - 1];
       at[i - 1] = t;

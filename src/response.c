@@ -31,22 +31,34 @@ static const char *reason(long status) {
   }
 }
 
-/* Pushes the value of header `name` (any case) from the table at idx, or nil. */
+/* Pushes the value of header `name` (any case, all of the key's bytes) from the table at idx,
+ * or nil. */
 static void get_header(lua_State *L, int idx, const char *name) {
+  size_t nlen = strlen(name);
   if (idx == 0 || lua_type(L, idx) != LUA_TTABLE) {
     lua_pushnil(L);
     return;
   }
   lua_pushnil(L);
   while (lua_next(L, idx)) {
-    if (lua_type(L, -2) == LUA_TSTRING && strcasecmp(lua_tostring(L, -2), name) == 0 &&
-        lua_isstring(L, -1)) {
-      lua_remove(L, -2);
-      return;
+    if (lua_type(L, -2) == LUA_TSTRING && lua_isstring(L, -1)) {
+      size_t klen;
+      const char *k = lua_tolstring(L, -2, &klen); /* a string: not converted, lua_next goes on */
+      if (klen == nlen && strncasecmp(k, name, nlen) == 0) {
+        lua_remove(L, -2);
+        return;
+      }
     }
     lua_pop(L, 1);
   }
   lua_pushnil(L);
+}
+
+/* Whether the len bytes at v, all of them, are one finite number (strtod's forms), in *out. */
+static int whole_number(const char *v, size_t len, double *out) {
+  char *end;
+  *out = strtod(v, &end); /* stops at a NUL: then end is short of v + len */
+  return end != v && end == v + len && isfinite(*out);
 }
 
 /* Seconds to wait as the server said, or a negative number when it did not say. */
@@ -54,12 +66,12 @@ static double retry_after(lua_State *L, int headers) {
   double wait = -1, now = tk_wall_time();
   get_header(L, headers, "retry-after");
   if (lua_isstring(L, -1)) {
-    const char *v = lua_tostring(L, -1);
-    char *end;
-    double secs = strtod(v, &end);
-    if (end != v && *end == '\0') {
+    size_t len;
+    const char *v = lua_tolstring(L, -1, &len); /* a number converted in this copy */
+    double secs;
+    if (whole_number(v, len, &secs)) {
       wait = secs;
-    } else {
+    } else if (!memchr(v, '\0', len)) {
       time_t at = curl_getdate(v, NULL); /* the HTTP-date form */
       if (at != -1) wait = (double)at - now;
     }
@@ -68,10 +80,10 @@ static double retry_after(lua_State *L, int headers) {
   if (wait < 0) {
     get_header(L, headers, "ratelimit-reset");
     if (lua_isstring(L, -1)) {
-      const char *v = lua_tostring(L, -1);
-      char *end;
-      double n = strtod(v, &end);
-      if (end != v && *end == '\0' && n >= 0) {
+      size_t len;
+      const char *v = lua_tolstring(L, -1, &len);
+      double n;
+      if (whole_number(v, len, &n) && n >= 0) {
         /* Thinkific's pages disagree on the unit: judge by size (doc/API.md, retry_after). */
         if (n >= 1e12)
           wait = n / 1000 - now;
@@ -133,12 +145,13 @@ static int sorted_keys(lua_State *L, int idx) {
   for (i = 2; i <= n; i++) {
     for (j = i; j > 1; j--) {
       const char *a, *b;
+      size_t alen, blen;
       int swap;
       lua_rawgeti(L, -1, j - 1);
       lua_rawgeti(L, -2, j);
-      a = lua_tostring(L, -2);
-      b = lua_tostring(L, -1);
-      swap = strcmp(a, b) > 0;
+      a = lua_tolstring(L, -2, &alen);
+      b = lua_tolstring(L, -1, &blen);
+      swap = tk_compare_bytes(a, alen, b, blen) > 0;
       if (swap) {
         lua_rawseti(L, -3, j - 1);
         lua_rawseti(L, -2, j);

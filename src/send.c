@@ -2,6 +2,7 @@
  * trigger`) on the libcurl setup the client has (transfer.c): the server's chain and host name
  * verified by libcurl, one deadline for the whole request, no redirects, http and https only,
  * a cap on the answer. A fresh easy handle per call: these commands send one request. */
+#include <limits.h>
 #include <string.h>
 #include "transfer.h"
 
@@ -43,7 +44,7 @@ static void add_headers(lua_State *L, send_box *s) {
       name = lua_tolstring(L, -2, &nlen);
       value = lua_tolstring(L, -1, &vlen);
       /* Not quoted in the message: the bytes could be anything. */
-      if (nlen == 0 || !tk_one_line(name, nlen) || strchr(name, ':') || !tk_one_line(value, vlen))
+      if (nlen == 0 || !tk_one_line(name, nlen) || memchr(name, ':', nlen) || !tk_one_line(value, vlen))
         luaL_argerror(L, 1, "header names and values must be single lines without NUL (and "
                             "names without ':')");
       more = curl_slist_append(s->headers,
@@ -98,6 +99,7 @@ static int l_send(lua_State *L) {
   curl_easy_setopt(s->x.easy, CURLOPT_URL, url);
   curl_easy_setopt(s->x.easy, CURLOPT_HTTPHEADER, s->headers);
   if (body) {
+    /* A Lua string's length fits lua_Integer (64 bits signed), as curl_off_t does. */
     curl_easy_setopt(s->x.easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
     curl_easy_setopt(s->x.easy, CURLOPT_POSTFIELDS, body); /* alive on the stack */
   }
@@ -109,7 +111,7 @@ static int l_send(lua_State *L) {
     tk_transfer_error(L, &s->x, rc, 0, 0);
     /* libcurl's "Couldn't connect to server" says not why: "(Connection refused)" does. */
     curl_easy_getinfo(s->x.easy, CURLINFO_OS_ERRNO, &os_errno);
-    if (rc == CURLE_COULDNT_CONNECT && os_errno != 0) {
+    if (rc == CURLE_COULDNT_CONNECT && os_errno > 0 && os_errno <= INT_MAX) { /* before the cast */
       lua_getfield(L, -1, "message");
       lua_pushfstring(L, "%s (%s)", lua_tostring(L, -1), strerror((int)os_errno));
       lua_setfield(L, -3, "message");

@@ -28,7 +28,7 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud) {
   tk_xfer *x = (tk_xfer *)ud;
   size_t bytes = size * n;
   if (x->body.len + bytes > x->limit) {
-    x->overflow = 1;
+    x->overflow = TK_OVER_BODY;
     return 0; /* aborts the transfer: CURLE_WRITE_ERROR */
   }
   return membuf_add(&x->body, p, bytes) ? bytes : 0;
@@ -40,7 +40,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud) {
   /* Keep only the last response's headers (after 100 Continue, for instance). */
   if (bytes >= 5 && memcmp(p, "HTTP/", 5) == 0) x->head.len = 0;
   if (x->head.len + bytes > MAX_HEADER_BYTES) {
-    x->overflow = 1;
+    x->overflow = TK_OVER_HEAD;
     return 0;
   }
   return membuf_add(&x->head, p, bytes) ? bytes : 0;
@@ -48,7 +48,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud) {
 
 void tk_xfer_reset(tk_xfer *x) {
   x->body.len = x->head.len = 0;
-  x->overflow = 0;
+  x->overflow = TK_OVER_NONE;
   x->errbuf[0] = '\0';
 }
 
@@ -157,8 +157,12 @@ int tk_transfer_error(lua_State *L, tk_xfer *x, CURLcode rc, int method, int pat
   luaL_pushfail(L);
   if (x->overflow) {
     char msg[96];
-    snprintf(msg, sizeof msg, "the response is larger than the limit of %lu bytes",
-             (unsigned long)x->limit);
+    if (x->overflow == TK_OVER_HEAD)
+      snprintf(msg, sizeof msg, "the response headers are larger than the limit of %lu bytes",
+               (unsigned long)MAX_HEADER_BYTES);
+    else
+      snprintf(msg, sizeof msg, "the response is larger than the limit of %lu bytes",
+               (unsigned long)x->limit);
     tk_push_error(L, kind, msg);
   } else {
     tk_push_error(L, kind, x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc));

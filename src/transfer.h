@@ -11,13 +11,16 @@ typedef struct {
   size_t len, cap;
 } tk_membuf;
 
+/* Which cap a response passed (tk_xfer.overflow): the body's limit, or the headers' 256 KiB. */
+enum { TK_OVER_NONE, TK_OVER_BODY, TK_OVER_HEAD };
+
 /* One easy handle and its response buffers (owned by a Lua object, so that an error cannot
  * leak them). The callbacks get a tk_xfer and only copy bytes into it. */
 typedef struct {
   CURL *easy;                  /* created on first use, reused for keep-alive */
   tk_membuf body, head;        /* the current response */
   size_t limit;                /* the largest body taken */
-  int overflow;                /* a callback stopped at the limit */
+  int overflow;                /* a callback stopped at a limit: TK_OVER_BODY or TK_OVER_HEAD */
   long index;                  /* transport_multi.c: the list index in flight, 0 when idle */
   tk_membuf url;               /* ... the URL in flight, '\0'-terminated */
   size_t path_at;              /* ... where its path starts */
