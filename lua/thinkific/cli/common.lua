@@ -66,6 +66,32 @@ function _M.parse(p, prog, argv)
   return args
 end
 
+-- A command with actions (webhooks, inbox, quests): argv[1] is the action, one of actions
+-- (help, -h, --help: top_usage(io.stdout), exit 0; none or another: top_usage on stderr and a
+-- usage error with a did-you-mean), the rest parsed by parser(action). Returns action, the
+-- parser and args; or nil and the exit status.
+function _M.action(argv, prog, actions, top_usage, parser)
+  local action = argv[1]
+  if action == "--help" or action == "-h" or action == "help" then
+    top_usage(io.stdout)
+    return nil, 0
+  end
+  local known = false
+  for _, a in ipairs(actions) do known = known or a == action end
+  if not known then
+    top_usage(io.stderr)
+    if action == nil then
+      return nil, _M.usage_error(nil, prog, "an action is required (" .. table.concat(actions, ", ") .. ")")
+    end
+    return nil, _M.usage_error(nil, prog, "unknown action '" .. _M.printable(action) .. "'"
+      .. require("thinkific.cli.suggest").hint(action, actions))
+  end
+  local p = parser(action)
+  local args, status = _M.parse(p, prog, { table.unpack(argv, 2) })
+  if not args then return nil, status end
+  return action, p, args
+end
+
 -- The value of the variable `name`, nil when unset or empty.
 local function nonempty(getenv, name)
   local v = getenv(name)

@@ -234,22 +234,9 @@ end
 
 -- argv: the arguments after "inbox". Returns the exit status.
 function _M.main(argv, getenv)
-  local action = argv[1]
-  if action == nil or action == "--help" or action == "-h" or action == "help" then
-    top_usage(action and io.stdout or io.stderr)
-    if action == nil then
-      return common.usage_error(nil, PROG, "an action is required (" .. table.concat(ACTIONS, ", ") .. ")")
-    end
-    return 0
-  end
-  if not run[action] then
-    return common.usage_error(nil, PROG, "unknown action '" .. common.printable(action) .. "'"
-      .. suggest.hint(action, ACTIONS))
-  end
-  local p = parser(action)
-  local args, status = common.parse(p, PROG, { table.unpack(argv, 2) })
-  if not args then return status end
-  status = check(action, args, p)
+  local action, p, args = common.action(argv, PROG, ACTIONS, top_usage, parser)
+  if not action then return p end
+  local status = check(action, args, p)
   if status then return status end
   local url, why = store.url(args.inbox, getenv)
   if not url then return common.usage_error(p, PROG, why) end

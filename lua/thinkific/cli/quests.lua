@@ -3,7 +3,6 @@
 -- from the store. Nothing printed holds a store's password.
 local argparse = require("argparse")
 local common = require("thinkific.cli.common")
-local suggest = require("thinkific.cli.suggest")
 
 local _M = {}
 
@@ -269,26 +268,11 @@ local function log(p, args, quests)
 end
 
 function _M.main(argv, getenv)
-  local action = argv[1]
-  if action == "--help" or action == "-h" or action == "help" then
-    top_usage(io.stdout)
-    return 0
-  end
-  local known = false
-  for _, a in ipairs(ACTIONS) do known = known or a == action end
-  if not known then
-    top_usage(io.stderr)
-    if action == nil then return common.usage_error(nil, PROG, "an action is required") end
-    return common.usage_error(nil, PROG, "unknown action '" .. common.printable(action) .. "'"
-      .. suggest.hint(action, ACTIONS))
-  end
-  local p = parser(action)
-  local args, status = common.parse(p, PROG, { table.unpack(argv, 2) })
-  if not args then return status end
+  local action, p, args = common.action(argv, PROG, ACTIONS, top_usage, parser)
+  if not action then return p end
   if action == "check" then return check(args) end
   if action == "play" then return play(p, args) end
-  local quests
-  quests, status = open_store(p, args, getenv)
+  local quests, status = open_store(p, args, getenv)
   if not quests then return status end
   local ok, result = pcall(({ board = board, player = player, log = log })[action], p, args, quests)
   quests:close()

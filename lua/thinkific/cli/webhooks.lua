@@ -3,7 +3,6 @@
 local argparse = require("argparse")
 local common = require("thinkific.cli.common")
 local rate_limit = require("thinkific.cli.rate_limit")
-local suggest = require("thinkific.cli.suggest")
 local sync_file = require("thinkific.cli.sync_file")
 local topics = require("thinkific.cli.topics")
 
@@ -231,22 +230,8 @@ end
 
 -- argv: the arguments after "webhooks". getenv: os.getenv by default. Returns the exit status.
 function _M.main(argv, getenv)
-  local action = argv[1]
-  if action == "--help" or action == "-h" or action == "help" then
-    top_usage(io.stdout)
-    return 0
-  end
-  local known = false
-  for _, a in ipairs(ACTIONS) do known = known or a == action end
-  if not known then
-    top_usage(io.stderr)
-    if action == nil then return common.usage_error(nil, PROG, "an action is required") end
-    return common.usage_error(nil, PROG, "unknown action '" .. common.printable(action) .. "'"
-      .. suggest.hint(action, ACTIONS))
-  end
-  local p = parser(action)
-  local args, status = common.parse(p, PROG, { table.unpack(argv, 2) })
-  if not args then return status end
+  local action, p, args = common.action(argv, PROG, ACTIONS, top_usage, parser)
+  if not action then return p end
   if args.id then
     local bad = nonempty_id(p, args)
     if bad then return bad end
