@@ -94,13 +94,17 @@ end
 
 -- The pids of the workers of the listener pid: its children (as Linux lists them for its one
 -- thread) that run the worker's Lua already, not one still on its way there (the listener's
--- copy before exec, the shell, setsid), which a slow start (make asan) shows for a while.
+-- copy before exec, the shell, setsid), which a slow start (make asan) shows for a while. The
+-- worker's command is `lua5.4 -e CODE` (under make asan, the dynamic loader's `ld.so --preload
+-- … lua5.4 -e CODE`), CODE naming --parent-pipe; the stages before it run sh, bash or setsid.
+local NOT_YET = { sh = true, bash = true, setsid = true }
 function P.workers(pid)
   local out = process.read_file("/proc/" .. pid .. "/task/" .. pid .. "/children") or ""
   local pids = {}
   for n in out:gmatch("%d+") do
-    local argv = process.read_file("/proc/" .. n .. "/cmdline") or ""
-    if argv:find("^[^%z]*lua[^%z]*%z%-e%z") and argv:find("--parent-pipe", 1, true) then
+    local cmdline = process.read_file("/proc/" .. n .. "/cmdline") or ""
+    local program = cmdline:match("^[^%z]*"):match("[^/]*$")
+    if not NOT_YET[program] and cmdline:find("%z%-e%z") and cmdline:find("--parent-pipe", 1, true) then
       pids[#pids + 1] = tonumber(n)
     end
   end
