@@ -93,8 +93,8 @@ check: $(CORE)
 # fuzz. Only Lua processes get it: build/asan/bin/lua5.4, first on PATH, starts Debian's lua5.4
 # through the dynamic loader's --preload, which (unlike LD_PRELOAD) no child inherits. So every
 # Lua process the specs start (the sandbox, the command, the inbox's workers: all run
-# "lua5.4") has the sanitizers, and other programs run as they are: preloaded, bash, ps and
-# PostgreSQL hang in LLVM 14's textdomain interceptor, and coreutils report their own leaks.
+# "lua5.4") has the sanitizers, and other programs run as they are (with the runtime, bash, ps
+# and PostgreSQL hang in LLVM 14's textdomain interceptor, and coreutils report their leaks).
 # Reports go into build/asan/log: any report fails the run, and is shown.
 ASAN_CC       ?= clang
 ASAN_FLAGS    := -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all
