@@ -127,7 +127,8 @@ describe("nothing lost #lua54", function()
         P.sleep(1.5) -- long enough for the worker to meet the outage too
         server:start()
         assert.is_truthy(sb:wait_deliveries(300, 120), "every event was delivered")
-        assert.is_true(P.wait_log(log, 300, 120), "the handlers completed every event")
+        assert.is_true(P.wait_log(log, 300, 120), "the handlers completed every event ("
+          .. #P.read_log(log) .. " log lines); listen's stderr: " .. listen:stderr())
         local acknowledged = outcomes(sb)
         check_nothing_lost(url, sent, acknowledged, log)
         assert.is_true(process.alive(listen:getpid()), "the listener lived through it")
