@@ -46,7 +46,7 @@ describe("quests in two worker processes on one store", function()
         assert(db:exec("DROP DATABASE IF EXISTS inbox_two"))
         assert(db:exec("CREATE DATABASE inbox_two"))
         db:close()
-        inbox_urls = { quests_url, (quests_url:gsub("/postgres$", "/inbox_two")) }
+        inbox_urls = { quests_url, (quests_url:gsub("/[^/]+$", "/inbox_two")) }
       end
       local events = model.stream(EVENTS, 3)
       local deliveries = plan(events)
